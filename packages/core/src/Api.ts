@@ -1,0 +1,304 @@
+/**
+ * The buildomat HTTP API, defined once. The server implements it, `Client` derives a typed client
+ * from it, and the OpenAPI document is generated from it. Paths, methods, JSON field names and
+ * status codes follow buildomat's published API (`shared/reference/buildomat-openapi.json`);
+ * our additions live under `/ext/` and never change one of buildomat's routes.
+ *
+ * @since 0.1.0
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
+import { Context, Schema } from "effect"
+import { BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized } from "./Errors.js"
+import * as Ids from "./Ids.js"
+import {
+  Job,
+  JobEvent,
+  JobListEntryResultsPage,
+  JobOutput,
+  JobOutputDigest,
+  JobSubmit,
+  JobSubmitResult,
+  Quota,
+  UploadedChunk
+} from "./Jobs.js"
+import { User, UserCreate, UserCreateResult, WhoamiResult } from "./Users.js"
+import {
+  WorkerAddOutput,
+  WorkerAddOutputResult,
+  WorkerAppendJobOrTask,
+  WorkerBootstrap,
+  WorkerBootstrapResult,
+  WorkerCompleteJob,
+  WorkerCompleteTask,
+  WorkerFail,
+  WorkerJobQuota,
+  WorkerPingResult
+} from "./Workers.js"
+
+// ---------------------------------------------------------------------------------------------
+// Principals and the middleware that resolves bearer tokens to them
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The user a request acts as (from a user token).
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export class CurrentUser extends Context.Tag("@buildomat/core/Api/CurrentUser")<
+  CurrentUser,
+  { readonly id: Ids.UserId; readonly name: string; readonly privileges: ReadonlyArray<string> }
+>() {}
+
+/**
+ * Who is administering: the holder of the configured admin token, or a user whose privileges
+ * (`admin.<x>`) the handler checks.
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export class CurrentAdmin extends Context.Tag("@buildomat/core/Api/CurrentAdmin")<
+  CurrentAdmin,
+  | { readonly _tag: "Root" }
+  | { readonly _tag: "User"; readonly id: Ids.UserId; readonly name: string; readonly privileges: ReadonlyArray<string> }
+>() {}
+
+/**
+ * The worker a request comes from (from the token its agent chose at bootstrap).
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export class CurrentWorker extends Context.Tag("@buildomat/core/Api/CurrentWorker")<
+  CurrentWorker,
+  { readonly id: Ids.WorkerId }
+>() {}
+
+/**
+ * Bearer-token authentication for user routes. Fails with `Unauthorized` (401) when the token
+ * is missing or unknown.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export class UserAuth extends HttpApiMiddleware.Tag<UserAuth>()("@buildomat/core/Api/UserAuth", {
+  failure: Unauthorized,
+  provides: CurrentUser,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+/**
+ * Bearer-token authentication for administrative routes: the admin token from the server's
+ * configuration, or a user token (the handler then checks the user's `admin.*` privilege).
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export class AdminAuth extends HttpApiMiddleware.Tag<AdminAuth>()("@buildomat/core/Api/AdminAuth", {
+  failure: Unauthorized,
+  provides: CurrentAdmin,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+/**
+ * Bearer-token authentication for agent routes: a worker token bound at bootstrap, valid until
+ * the worker is deleted.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export class WorkerAuth extends HttpApiMiddleware.Tag<WorkerAuth>()("@buildomat/core/Api/WorkerAuth", {
+  failure: Unauthorized,
+  provides: CurrentWorker,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------------
+
+const job = HttpApiSchema.param("job", Ids.JobId)
+const output = HttpApiSchema.param("output", Ids.FileId)
+const user = HttpApiSchema.param("user", Ids.UserId)
+const task = HttpApiSchema.param(
+  "task",
+  Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, 4_294_967_295))
+)
+
+const BooleanParam = Schema.transformLiterals(["true", true], ["false", false])
+const UintParam = Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
+
+/**
+ * Query of `GET /0/jobs/{job}/events` and `.../watch`: events with `seq >= minseq`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const MinSeqQuery = Schema.Struct({ minseq: Schema.optional(UintParam) })
+
+/**
+ * Query of `GET /1/jobs`: Dropshot pagination (`limit`, `page_token`) and the scan parameters
+ * `recent_first` and `tag` (`k=v|k2=v2`, every pair must match).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobsListQuery = Schema.Struct({
+  limit: Schema.optional(UintParam),
+  page_token: Schema.optional(Schema.String),
+  recent_first: Schema.optional(BooleanParam),
+  tag: Schema.optional(Schema.String)
+})
+
+const Sse = HttpApiSchema.Text({ contentType: "text/event-stream" })
+const Octets = HttpApiSchema.Uint8Array({ contentType: "application/octet-stream" })
+
+// ---------------------------------------------------------------------------------------------
+// Groups
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * User routes: submit and follow jobs, download outputs.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class JobsGroup extends HttpApiGroup.make("jobs")
+  .add(HttpApiEndpoint.get("whoami", "/0/whoami").addSuccess(WhoamiResult))
+  .add(HttpApiEndpoint.get("quota", "/0/quota").addSuccess(Quota))
+  .add(
+    HttpApiEndpoint.post("submit", "/0/jobs")
+      .setPayload(JobSubmit)
+      .addSuccess(JobSubmitResult, { status: 201 })
+      .addError(Forbidden)
+  )
+  .add(HttpApiEndpoint.get("get")`/0/job/${job}`.addSuccess(Job))
+  .add(HttpApiEndpoint.get("list", "/1/jobs").setUrlParams(JobsListQuery).addSuccess(JobListEntryResultsPage))
+  .add(HttpApiEndpoint.get("events")`/0/jobs/${job}/events`.setUrlParams(MinSeqQuery).addSuccess(Schema.Array(JobEvent)))
+  .add(HttpApiEndpoint.get("watch")`/0/jobs/${job}/watch`.setUrlParams(MinSeqQuery).addSuccess(Sse))
+  .add(HttpApiEndpoint.get("outputs")`/0/jobs/${job}/outputs`.addSuccess(Schema.Array(JobOutput)))
+  .add(HttpApiEndpoint.get("download")`/0/jobs/${job}/outputs/${output}`.addSuccess(Octets))
+  .add(HttpApiEndpoint.post("cancel")`/0/jobs/${job}/cancel`.addSuccess(HttpApiSchema.NoContent).addError(Conflict))
+  .add(
+    HttpApiEndpoint.get("outputDigests")`/ext/0/jobs/${job}/outputs`
+      .addSuccess(Schema.Array(JobOutputDigest))
+      .annotate(OpenApi.Description, "Outputs with their SHA-256 (an addition to buildomat's API).")
+  )
+  .addError(NotFound)
+  .addError(Forbidden)
+  .addError(BadRequest)
+  .middleware(UserAuth)
+{}
+
+/**
+ * Administrative user routes (`admin.user.create`, `admin.user.read`).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class UsersGroup extends HttpApiGroup.make("users")
+  .add(
+    HttpApiEndpoint.post("create", "/0/users")
+      .setPayload(UserCreate)
+      .addSuccess(UserCreateResult, { status: 201 })
+      .addError(Conflict)
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/0/users")
+      .setUrlParams(Schema.Struct({ name: Schema.optional(Schema.String) }))
+      .addSuccess(Schema.Array(User))
+  )
+  .add(HttpApiEndpoint.get("get")`/0/users/${user}`.addSuccess(User).addError(NotFound))
+  .addError(BadRequest)
+  .middleware(AdminAuth)
+{}
+
+/**
+ * `POST /0/worker/bootstrap`: unauthenticated; the bootstrap value is the credential.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class BootstrapGroup extends HttpApiGroup.make("bootstrap")
+  .add(
+    HttpApiEndpoint.post("bootstrap", "/0/worker/bootstrap")
+      .setPayload(WorkerBootstrap)
+      .addSuccess(WorkerBootstrapResult, { status: 201 })
+      .addError(Unauthorized)
+  )
+{}
+
+/**
+ * Agent routes (worker token).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class WorkerGroup extends HttpApiGroup.make("worker")
+  .add(HttpApiEndpoint.get("ping", "/0/worker/ping").addSuccess(WorkerPingResult))
+  .add(HttpApiEndpoint.post("fail", "/0/worker/fail").setPayload(WorkerFail).addSuccess(HttpApiSchema.NoContent))
+  .add(
+    HttpApiEndpoint.post("append")`/1/worker/job/${job}/append`
+      .setPayload(Schema.Array(WorkerAppendJobOrTask))
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(
+    HttpApiEndpoint.post("taskComplete")`/0/worker/job/${job}/task/${task}/complete`
+      .setPayload(WorkerCompleteTask)
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(
+    HttpApiEndpoint.post("jobComplete")`/0/worker/job/${job}/complete`
+      .setPayload(WorkerCompleteJob)
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(
+    HttpApiEndpoint.post("chunk")`/0/worker/job/${job}/chunk`
+      .setPayload(Octets)
+      .addSuccess(UploadedChunk, { status: 201 })
+      .addError(PayloadTooLarge)
+  )
+  .add(HttpApiEndpoint.get("quota")`/0/worker/job/${job}/quota`.addSuccess(WorkerJobQuota))
+  .add(
+    HttpApiEndpoint.post("addOutput")`/1/worker/job/${job}/output`
+      .setPayload(WorkerAddOutput)
+      .addSuccess(WorkerAddOutputResult)
+  )
+  .addError(NotFound)
+  .addError(Forbidden)
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(WorkerAuth)
+{}
+
+/**
+ * The whole API.
+ *
+ * @since 0.1.0
+ * @category api
+ */
+export class BuildomatApi extends HttpApi.make("buildomat")
+  .add(JobsGroup)
+  .add(UsersGroup)
+  .add(BootstrapGroup)
+  .add(WorkerGroup)
+  .annotate(OpenApi.Title, "Buildomat")
+  .annotate(OpenApi.Version, "1.0.0")
+{}
+
+/**
+ * The largest request body the server reads, in bytes (10 MiB, as buildomat).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_REQUEST_BODY = 10 * 1024 * 1024
+
+/**
+ * The chunk size clients upload files in, in bytes (5 MiB, as buildomat's clients).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const CHUNK_SIZE = 5 * 1024 * 1024
+
