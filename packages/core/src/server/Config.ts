@@ -1,0 +1,46 @@
+/**
+ * The server's configuration, as the layers read it.
+ *
+ * @since 0.1.0
+ */
+import { Context } from "effect"
+
+/**
+ * - `dataDir`: where the database (`data.sqlite3`), chunks and (by default) the object store live.
+ * - `adminToken`: the global admin bearer token (buildomat `admin.token`).
+ * - `maxBytesPerFile`: the largest output or input, in bytes (buildomat
+ *   `job.max_size_per_file_mb`, default 1 GiB).
+ * - `publicUrl`: the URL agents and clients reach the server at; by default the address the HTTP
+ *   server is bound to.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerConfigShape {
+  readonly dataDir: string
+  readonly adminToken: string
+  readonly maxBytesPerFile: number
+  readonly publicUrl?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category context
+ */
+export class ServerConfig extends Context.Tag("@buildomat/core/server/ServerConfig")<ServerConfig, ServerConfigShape>() {}
+
+/**
+ * The URL the running server is reached at (from `publicUrl`, or the bound address).
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export class ServerUrl extends Context.Tag("@buildomat/core/server/ServerUrl")<ServerUrl, string>() {}
+
+/**
+ * 1 GiB, buildomat's default per-file limit.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_MAX_BYTES_PER_FILE = 1024 * 1024 * 1024

@@ -1,0 +1,581 @@
+/**
+ * Jobs in the database: submission with buildomat's validation, the derived state, the job view,
+ * listing, events with gap-free per-job sequence numbers, task and job completion, cancellation,
+ * and output records. Every state change is one SQLite transaction and wakes what waits on it
+ * (watchers through `EventHub`, the loops through `Signals`).
+ *
+ * @since 0.1.0
+ */
+import { SqlClient } from "@effect/sql"
+import { Context, Effect, Either, Layer, Option } from "effect"
+import type { CurrentUser } from "../Api.js"
+import { BadRequest, Conflict, Forbidden, NotFound } from "../Errors.js"
+import * as Ids from "../Ids.js"
+import type { Job, JobEvent, JobListEntry, JobOutput, JobOutputDigest, JobSubmit, Task } from "../Jobs.js"
+import * as OutputRules from "../OutputRules.js"
+import { now } from "../Schemas.js"
+import type { WorkerAppendJobOrTask, WorkerPingJob } from "../Workers.js"
+import { EventHub } from "./EventHub.js"
+import { Signals } from "./Signals.js"
+
+/** A `job` row. */
+interface JobRow {
+  readonly id: string
+  readonly owner: string
+  readonly name: string
+  readonly target: string
+  readonly target_id: string
+  readonly complete: number
+  readonly failed: number
+  readonly worker: string | null
+  readonly waiting: number
+  readonly cancelled: number
+  readonly time_archived: string | null
+  readonly time_purged: string | null
+}
+
+/**
+ * A job's derived state, first match wins: failed, completed, running, waiting, queued
+ * (buildomat `Job::state`).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const stateOf = (j: Pick<JobRow, "failed" | "complete" | "worker" | "waiting">): string =>
+  j.failed ? "failed" : j.complete ? "completed" : j.worker !== null ? "running" : j.waiting ? "waiting" : "queued"
+
+const MAX_TASKS = 64
+const MAX_TAGS = 100
+const MAX_TAG_BYTES = 131072
+const TAG_NAME = /^[0-9a-z._-]+$/
+const PAGE = 1000
+
+/** What a paged listing scans: the owner (or everyone), the order, a tag filter. */
+interface ListScan {
+  readonly owner: string | undefined
+  readonly recentFirst: boolean
+  readonly tags: ReadonlyArray<readonly [string, string]>
+}
+
+const parseTagFilter = (tag: string | undefined): Either.Either<ReadonlyArray<readonly [string, string]>, string> => {
+  if (tag === undefined || tag === "") return Either.right([])
+  const pairs = tag.split("|")
+  if (pairs.length > 8) return Either.left(`a tag filter has at most 8 k=v pairs, got ${pairs.length}`)
+  const out: Array<readonly [string, string]> = []
+  for (const p of pairs) {
+    const i = p.indexOf("=")
+    if (i <= 0) return Either.left(`tag filter ${JSON.stringify(p)} is not of the form name=value`)
+    out.push([p.slice(0, i), p.slice(i + 1)])
+  }
+  return Either.right(out)
+}
+
+const encodeToken = (last: string, recentFirst: boolean, tag: string | undefined) =>
+  Buffer.from(JSON.stringify({ last, recent_first: recentFirst, tag: tag ?? null })).toString("base64url")
+
+const decodeToken = (token: string): Option.Option<{ last: string; recent_first: boolean; tag: string | undefined }> => {
+  try {
+    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8"))
+    if (typeof v?.last !== "string" || !Ids.isUlid(v.last) || typeof v.recent_first !== "boolean") return Option.none()
+    return Option.some({ last: v.last.toUpperCase(), recent_first: v.recent_first, tag: typeof v.tag === "string" ? v.tag : undefined })
+  } catch {
+    return Option.none()
+  }
+}
+
+const bad = (message: string) => new BadRequest({ message })
+
+const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const hub = yield* EventHub
+  const signals = yield* Signals
+
+  const row = (id: string) =>
+    sql<JobRow>`SELECT * FROM job WHERE id = ${id}`.pipe(Effect.map((r) => Option.fromNullable(r[0])), Effect.orDie)
+
+  const mustExist = (id: string) =>
+    row(id).pipe(
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.fail(new NotFound({ message: `job ${id} does not exist` })),
+        onSome: Effect.succeed
+      }))
+    )
+
+  /**
+   * The job, if `user` may see it: its owner, or a user with `admin.job.read` (buildomat).
+   */
+  const forUser = (id: string, user: Context.Tag.Service<CurrentUser>) =>
+    Effect.flatMap(mustExist(id), (j) =>
+      j.owner === user.id || user.privileges.includes("admin.job.read")
+        ? Effect.succeed(j)
+        : Effect.fail(new Forbidden({ message: "not your job" })))
+
+  /** Inserts events for a job inside the caller's transaction; returns the last seq. */
+  const insertEvents = (
+    job: string,
+    events: ReadonlyArray<{ task: number | null; stream: string; time_remote: string | null; payload: string }>
+  ) =>
+    Effect.gen(function*() {
+      const [{ last }] = yield* sql<{ last: number }>`SELECT coalesce(max(seq), 0) AS last FROM job_event WHERE job = ${job}`
+      const time = now()
+      let seq = last
+      for (let i = 0; i < events.length; i += 500) {
+        const rows = events.slice(i, i + 500).map((e) => ({
+          job,
+          seq: ++seq,
+          task: e.task,
+          stream: e.stream,
+          time,
+          time_remote: e.time_remote,
+          payload: e.payload
+        }))
+        yield* sql`INSERT INTO job_event ${sql.insert(rows)}`
+      }
+      return seq
+    })
+
+  const control = (job: string, payload: string) =>
+    insertEvents(job, [{ task: null, stream: "control", time_remote: null, payload }])
+
+  const setTime = (job: string, name: string, time: string) =>
+    sql`INSERT OR IGNORE INTO job_time (job, name, time) VALUES (${job}, ${name}, ${time})`
+
+  const resolveTarget = (name: string) =>
+    Effect.gen(function*() {
+      let cur = yield* sql<{ id: string; name: string; redirect: string | null; privilege: string | null }>`
+        SELECT id, name, redirect, privilege FROM target WHERE name = ${name}`
+      for (let hops = 0; hops <= 32; hops++) {
+        const t = cur[0]
+        if (t === undefined) return Option.none()
+        if (t.redirect === null) return Option.some(t)
+        cur = yield* sql<{ id: string; name: string; redirect: string | null; privilege: string | null }>`
+          SELECT id, name, redirect, privilege FROM target WHERE id = ${t.redirect}`
+      }
+      return Option.none()
+    }).pipe(Effect.orDie)
+
+  /**
+   * `POST /0/jobs`: validates in buildomat's order (tasks, inputs, tags, target, privilege,
+   * output rules), then stores the job, its tasks, rules, tags and submit time in one transaction.
+   */
+  const submit = (user: Context.Tag.Service<CurrentUser>, body: typeof JobSubmit.Type) =>
+    Effect.gen(function*() {
+      if (body.tasks.length === 0) return yield* bad("a job needs at least one task")
+      if (body.tasks.length > MAX_TASKS) return yield* bad(`a job has at most ${MAX_TASKS} tasks, got ${body.tasks.length}`)
+      if (body.inputs.length > 0) {
+        return yield* bad("job inputs are not supported by this server yet")
+      }
+      if (body.depends !== undefined && Object.keys(body.depends).length > 0) {
+        return yield* bad("job dependencies are not supported by this server yet")
+      }
+      const tags = Object.entries(body.tags)
+      if (tags.length > MAX_TAGS) return yield* bad(`a job has at most ${MAX_TAGS} tags, got ${tags.length}`)
+      let tagBytes = 0
+      for (const [k, v] of tags) {
+        if (!TAG_NAME.test(k)) return yield* bad(`tag name ${JSON.stringify(k)} must match [0-9a-z._-]+`)
+        tagBytes += Buffer.byteLength(k) + Buffer.byteLength(v)
+      }
+      if (tagBytes > MAX_TAG_BYTES) return yield* bad(`tags total ${tagBytes} bytes; the limit is ${MAX_TAG_BYTES}`)
+      const target = yield* resolveTarget(body.target)
+      if (Option.isNone(target)) return yield* bad(`could not resolve target ${JSON.stringify(body.target)}`)
+      const priv = target.value.privilege
+      if (priv !== null && !user.privileges.includes(priv)) {
+        return yield* Effect.fail(new Forbidden({ message: "you are not allowed to use that target" }))
+      }
+      const rules: Array<OutputRules.OutputRule> = []
+      for (const r of body.output_rules) {
+        const parsed = OutputRules.parse(r)
+        if (Either.isLeft(parsed)) return yield* bad(parsed.left)
+        rules.push(parsed.right)
+      }
+      for (const [i, t] of body.tasks.entries()) {
+        if (t.workdir != null && !t.workdir.startsWith("/")) {
+          return yield* bad(`task ${i} (${JSON.stringify(t.name)}): workdir must be an absolute path`)
+        }
+      }
+
+      const id = Ids.make()
+      const submitTime = new Date(Ids.timestamp(id)).toISOString()
+      yield* sql.withTransaction(
+        Effect.gen(function*() {
+          yield* sql`INSERT INTO job ${
+            sql.insert({
+              id,
+              owner: user.id,
+              name: body.name,
+              target: body.target,
+              target_id: target.value.id,
+              waiting: 0
+            })
+          }`
+          yield* sql`INSERT INTO task ${
+            sql.insert(body.tasks.map((t, seq) => ({
+              job: id,
+              seq,
+              name: t.name,
+              script: t.script,
+              env_clear: t.env_clear ? 1 : 0,
+              env: JSON.stringify(t.env),
+              user_id: t.uid ?? null,
+              group_id: t.gid ?? null,
+              workdir: t.workdir ?? null
+            })))
+          }`
+          if (rules.length > 0) {
+            yield* sql`INSERT INTO job_output_rule ${
+              sql.insert(rules.map((r, seq) => ({
+                job: id,
+                seq,
+                rule: r.rule,
+                ignore: r.ignore ? 1 : 0,
+                size_change_ok: r.size_change_ok ? 1 : 0,
+                require_match: r.require_match ? 1 : 0
+              })))
+            }`
+          }
+          if (tags.length > 0) {
+            yield* sql`INSERT INTO job_tag ${sql.insert(tags.map(([name, value]) => ({ job: id, name, value })))}`
+          }
+          yield* setTime(id, "submit", submitTime)
+          yield* setTime(id, "ready", submitTime)
+        })
+      ).pipe(Effect.orDie)
+      yield* signals.wakeAll
+      return { id }
+    })
+
+  /** The job view (`GET /0/job/{job}`). */
+  const view = (j: JobRow) =>
+    Effect.gen(function*() {
+      const tasks = yield* sql<{
+        name: string
+        script: string
+        env_clear: number
+        env: string
+        user_id: number | null
+        group_id: number | null
+        workdir: string | null
+        complete: number
+        failed: number
+      }>`SELECT * FROM task WHERE job = ${j.id} ORDER BY seq`
+      const rules = yield* sql<{ rule: string; ignore: number; size_change_ok: number; require_match: number }>`
+        SELECT * FROM job_output_rule WHERE job = ${j.id} ORDER BY seq`
+      const tags = yield* sql<{ name: string; value: string }>`SELECT name, value FROM job_tag WHERE job = ${j.id}`
+      const times = yield* sql<{ name: string; time: string }>`SELECT name, time FROM job_time WHERE job = ${j.id}`
+      const target = yield* sql<{ name: string }>`SELECT name FROM target WHERE id = ${j.target_id}`
+      const job: Job = {
+        id: j.id,
+        owner: j.owner,
+        name: j.name,
+        target: j.target,
+        target_real: target[0]?.name ?? j.target,
+        output_rules: rules.map((r) =>
+          OutputRules.render({
+            rule: r.rule,
+            ignore: r.ignore === 1,
+            size_change_ok: r.size_change_ok === 1,
+            require_match: r.require_match === 1
+          })
+        ),
+        tasks: tasks.map((t): Task => ({
+          name: t.name,
+          script: t.script,
+          env_clear: t.env_clear === 1,
+          env: JSON.parse(t.env),
+          uid: t.user_id,
+          gid: t.group_id,
+          workdir: t.workdir,
+          state: t.failed ? "failed" : t.complete ? "completed" : "pending"
+        })),
+        state: stateOf(j),
+        tags: Object.fromEntries(tags.map((t) => [t.name, t.value])),
+        cancelled: j.cancelled === 1,
+        times: Object.fromEntries(times.map((t) => [t.name, t.time])),
+        time_archived: j.time_archived,
+        time_purged: j.time_purged
+      }
+      return job
+    }).pipe(Effect.orDie)
+
+  /** `GET /1/jobs`: pages of at most 1000, the scan parameters carried in `page_token`. */
+  const list = (
+    owner: string | undefined,
+    q: { readonly limit?: number | undefined; readonly page_token?: string | undefined; readonly recent_first?: boolean | undefined; readonly tag?: string | undefined }
+  ) =>
+    Effect.gen(function*() {
+      let last: string | undefined
+      let recentFirst = q.recent_first ?? false
+      let tagText = q.tag
+      if (q.page_token !== undefined) {
+        const t = decodeToken(q.page_token)
+        if (Option.isNone(t)) return yield* bad("page_token is not a token this server issued")
+        last = t.value.last
+        recentFirst = t.value.recent_first
+        tagText = t.value.tag
+      }
+      const tagsE = parseTagFilter(tagText)
+      if (Either.isLeft(tagsE)) return yield* bad(tagsE.left)
+      const scan: ListScan = { owner, recentFirst, tags: tagsE.right }
+      const limit = Math.min(Math.max(q.limit ?? PAGE, 1), PAGE)
+      const where = [sql`1 = 1`]
+      if (scan.owner !== undefined) where.push(sql`j.owner = ${scan.owner}`)
+      if (last !== undefined) where.push(recentFirst ? sql`j.id < ${last}` : sql`j.id > ${last}`)
+      for (const [k, v] of scan.tags) {
+        where.push(sql`EXISTS (SELECT 1 FROM job_tag t WHERE t.job = j.id AND t.name = ${k} AND t.value = ${v})`)
+      }
+      const rows = yield* sql<JobRow>`SELECT j.* FROM job j WHERE ${sql.and(where)}
+        ORDER BY j.id ${sql.unsafe(recentFirst ? "DESC" : "ASC")} LIMIT ${limit}`.pipe(Effect.orDie)
+      const items: Array<JobListEntry> = rows.map((j) => ({
+        id: j.id,
+        owner: j.owner,
+        name: j.name,
+        state: stateOf(j),
+        cancelled: j.cancelled === 1,
+        target: j.target,
+        target_id: j.target_id
+      }))
+      const next = rows.length === limit ? encodeToken(rows[rows.length - 1]!.id, recentFirst, tagText) : null
+      return { items, next_page: next }
+    })
+
+  /** Events with `seq >= minseq`, ascending, at most `limit` (buildomat: 1000). */
+  const events = (job: string, minseq: number, limit = 1000) =>
+    sql<{ seq: number; task: number | null; stream: string; time: string; time_remote: string | null; payload: string }>`
+      SELECT seq, task, stream, time, time_remote, payload FROM job_event
+      WHERE job = ${job} AND seq >= ${minseq} ORDER BY seq LIMIT ${limit}`.pipe(
+      Effect.map((rows): ReadonlyArray<JobEvent> => rows),
+      Effect.orDie
+    )
+
+  /** The sequence number of a job's latest event (0 if none). */
+  const lastSeq = (job: string) =>
+    sql<{ last: number }>`SELECT coalesce(max(seq), 0) AS last FROM job_event WHERE job = ${job}`.pipe(
+      Effect.map((r) => r[0]?.last ?? 0),
+      Effect.orDie
+    )
+
+  /** Appends events from the worker running the job (`POST /1/worker/job/{job}/append`). */
+  const append = (job: JobRow, batch: ReadonlyArray<WorkerAppendJobOrTask>) =>
+    Effect.gen(function*() {
+      if (batch.length === 0) return
+      const done = yield* sql.withTransaction(
+        Effect.gen(function*() {
+          const [cur] = yield* sql<{ complete: number }>`SELECT complete FROM job WHERE id = ${job.id}`
+          if (cur?.complete) return true
+          yield* insertEvents(
+            job.id,
+            batch.map((e) => ({ task: e.task ?? null, stream: e.stream, time_remote: e.time, payload: e.payload }))
+          )
+          return false
+        })
+      ).pipe(Effect.orDie)
+      if (done) return yield* Effect.fail(new Conflict({ message: `job ${job.id} is already complete` }))
+      yield* hub.notify(job.id)
+    })
+
+  /** `POST /0/jobs/{job}/cancel`: sets the flag; the scheduler then fails the job. */
+  const cancel = (job: JobRow) =>
+    Effect.gen(function*() {
+      const r = yield* sql.withTransaction(
+        Effect.gen(function*() {
+          const [cur] = yield* sql<JobRow>`SELECT * FROM job WHERE id = ${job.id}`
+          if (cur === undefined || cur.complete) return "complete" as const
+          if (cur.cancelled) return "already" as const
+          yield* sql`UPDATE job SET cancelled = 1 WHERE id = ${job.id}`
+          yield* control(job.id, "job cancelled")
+          return "ok" as const
+        })
+      ).pipe(Effect.orDie)
+      if (r === "complete") return yield* Effect.fail(new Conflict({ message: `job ${job.id} is already complete` }))
+      yield* hub.notify(job.id)
+      yield* signals.wakeAll
+    })
+
+  /** `POST /0/worker/job/{job}/task/{task}/complete`; a no-op for a task already complete. */
+  const completeTask = (job: JobRow, task: number, failed: boolean) =>
+    Effect.gen(function*() {
+      const r = yield* sql.withTransaction(
+        Effect.gen(function*() {
+          const [cur] = yield* sql<{ complete: number }>`SELECT complete FROM job WHERE id = ${job.id}`
+          if (cur?.complete) return "complete" as const
+          const [t] = yield* sql<{ complete: number }>`SELECT complete FROM task WHERE job = ${job.id} AND seq = ${task}`
+          if (t === undefined) return "missing" as const
+          if (t.complete) return "ok" as const
+          yield* sql`UPDATE task SET complete = 1, failed = ${failed ? 1 : 0} WHERE job = ${job.id} AND seq = ${task}`
+          return "ok" as const
+        })
+      ).pipe(Effect.orDie)
+      if (r === "complete") return yield* Effect.fail(new Conflict({ message: `job ${job.id} is already complete` }))
+      if (r === "missing") return yield* Effect.fail(new NotFound({ message: `job ${job.id} has no task ${task}` }))
+      yield* hub.notify(job.id)
+    })
+
+  /**
+   * Completes a job (buildomat `job_complete`): a no-op if already complete; refused while the
+   * job is cancelled and the caller reports success; every task not complete is marked failed
+   * (unless cancelled); the job fails if any task failed. The worker is recycled at once.
+   */
+  const complete = (jobId: string, failed: boolean, opts?: { readonly fromWorker?: boolean }) =>
+    Effect.gen(function*() {
+      const r = yield* sql.withTransaction(
+        Effect.gen(function*() {
+          const [cur] = yield* sql<JobRow>`SELECT * FROM job WHERE id = ${jobId}`
+          if (cur === undefined) return "missing" as const
+          if (cur.complete) return "noop" as const
+          if (cur.cancelled && !failed && opts?.fromWorker) return "cancelled" as const
+          let fail = failed || cur.cancelled === 1
+          const tasks = yield* sql<{ seq: number; complete: number; failed: number }>`
+            SELECT seq, complete, failed FROM task WHERE job = ${jobId} ORDER BY seq`
+          for (const t of tasks) {
+            if (!t.complete) {
+              if (!cur.cancelled) yield* control(jobId, `task ${t.seq} was incomplete, marked failed`)
+              yield* sql`UPDATE task SET complete = 1, failed = 1 WHERE job = ${jobId} AND seq = ${t.seq}`
+              fail = true
+            } else if (t.failed) {
+              fail = true
+            }
+          }
+          if (fail && !failed && !cur.cancelled) yield* control(jobId, "job failed because at least one task failed")
+          yield* sql`UPDATE job SET complete = 1, failed = ${fail ? 1 : 0} WHERE id = ${jobId}`
+          yield* setTime(jobId, "complete", now())
+          if (cur.worker !== null) {
+            yield* sql`UPDATE worker SET recycle = 1 WHERE id = ${cur.worker} AND deleted = 0`
+          }
+          return "ok" as const
+        })
+      ).pipe(Effect.orDie)
+      if (r === "cancelled") {
+        return yield* Effect.fail(new Conflict({ message: "cannot complete job: job was cancelled" }))
+      }
+      if (r === "missing") return yield* Effect.fail(new NotFound({ message: `job ${jobId} does not exist` }))
+      yield* hub.notify(jobId)
+      yield* signals.wakeAll
+    })
+
+  /** `GET /0/jobs/{job}/outputs`, ordered by file id. */
+  const outputs = (job: string) =>
+    sql<{ id: string; size: number; path: string; sha256: string }>`
+      SELECT f.id AS id, f.size AS size, o.path AS path, f.sha256 AS sha256
+      FROM job_output o JOIN job_file f ON f.job = o.job AND f.id = o.id
+      WHERE o.job = ${job} ORDER BY f.id`.pipe(
+      Effect.map((rows) => ({
+        outputs: rows.map((r): JobOutput => ({ id: r.id, size: r.size, path: r.path })),
+        digests: rows.map((r): JobOutputDigest => ({ id: r.id, size: r.size, path: r.path, sha256: r.sha256 }))
+      })),
+      Effect.orDie
+    )
+
+  /** One output's file record, or NotFound. */
+  const outputFile = (job: string, file: string) =>
+    sql<{ id: string; size: number; sha256: string; path: string }>`
+      SELECT f.id AS id, f.size AS size, f.sha256 AS sha256, o.path AS path
+      FROM job_output o JOIN job_file f ON f.job = o.job AND f.id = o.id
+      WHERE o.job = ${job} AND o.id = ${file}`.pipe(
+      Effect.orDie,
+      Effect.flatMap((r) =>
+        r[0] === undefined
+          ? Effect.fail(new NotFound({ message: `job ${job} has no output ${file}` }))
+          : Effect.succeed(r[0])
+      )
+    )
+
+  /**
+   * Records a committed output (file and output rows in one transaction). Fails with a message
+   * if the job is already complete or the path was already stored.
+   */
+  const recordOutput = (job: string, path: string, file: string, size: number, sha256: string) =>
+    sql.withTransaction(
+      Effect.gen(function*() {
+        const [cur] = yield* sql<{ complete: number }>`SELECT complete FROM job WHERE id = ${job}`
+        if (cur === undefined || cur.complete) return `job ${job} is already complete`
+        const dup = yield* sql`SELECT 1 FROM job_output WHERE job = ${job} AND path = ${path}`
+        if (dup.length > 0) return `job ${job} already has an output at ${path}`
+        yield* sql`INSERT INTO job_file ${sql.insert({ job, id: file, size, sha256 })}`
+        yield* sql`INSERT INTO job_output ${sql.insert({ job, path, id: file })}`
+        return undefined
+      })
+    ).pipe(Effect.orDie)
+
+  /** The job as the agent receives it in a ping. */
+  const pingJob = (j: JobRow) =>
+    Effect.gen(function*() {
+      const tasks = yield* sql<{
+        seq: number
+        name: string
+        script: string
+        env_clear: number
+        env: string
+        user_id: number | null
+        group_id: number | null
+        workdir: string | null
+      }>`SELECT * FROM task WHERE job = ${j.id} ORDER BY seq`
+      const rules = yield* sql<{ rule: string; ignore: number; size_change_ok: number; require_match: number }>`
+        SELECT * FROM job_output_rule WHERE job = ${j.id} ORDER BY seq`
+      const out: WorkerPingJob = {
+        id: j.id,
+        name: j.name,
+        output_rules: rules.map((r) => ({
+          rule: r.rule,
+          ignore: r.ignore === 1,
+          size_change_ok: r.size_change_ok === 1,
+          require_match: r.require_match === 1
+        })),
+        tasks: tasks.map((t) => ({
+          id: t.seq,
+          name: t.name,
+          script: t.script,
+          env_clear: t.env_clear === 1,
+          env: JSON.parse(t.env),
+          uid: t.user_id ?? 0,
+          gid: t.group_id ?? 0,
+          workdir: t.workdir ?? "/"
+        })),
+        inputs: []
+      }
+      return out
+    }).pipe(Effect.orDie)
+
+  return {
+    row,
+    mustExist,
+    forUser,
+    submit,
+    view,
+    list,
+    events,
+    lastSeq,
+    append,
+    cancel,
+    completeTask,
+    complete,
+    outputs,
+    outputFile,
+    recordOutput,
+    pingJob,
+    insertEvents,
+    control,
+    setTime
+  } as const
+})
+
+/**
+ * The job store service.
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export class JobStore extends Context.Tag("@buildomat/core/server/JobStore")<
+  JobStore,
+  Effect.Effect.Success<typeof make>
+>() {}
+
+/**
+ * Needs `SqlClient`, `EventHub` and `Signals`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = Layer.effect(JobStore, make)
+
+/** @since 0.1.0 @category models */
+export type { JobRow }

@@ -1,0 +1,190 @@
+/**
+ * Where file contents live: committed outputs and inputs (and later archives). The database holds
+ * only their metadata (size, SHA-256). Keys are `/`-separated relative paths built from ULIDs by
+ * the server, never from user input.
+ *
+ * @since 0.1.0
+ */
+import { Context, Data, Effect, Layer, Option, Stream } from "effect"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
+
+/**
+ * An object store operation failed (I/O, or a missing object).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ObjectStoreError extends Data.TaggedError("ObjectStoreError")<{
+  readonly op: string
+  readonly key: string
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/**
+ * A byte range, `start` and `end` inclusive (as in an HTTP `Range` header).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ByteRange {
+  readonly start: number
+  readonly end: number
+}
+
+/**
+ * The object store port.
+ *
+ * - `put(key, body)`: stores a stream atomically (readers never see a partial object) and
+ *   durably (fsync'd); resolves to the number of bytes written.
+ * - `get(key, range?)`: streams an object, or the inclusive byte range of it.
+ * - `head(key)`: the object's size in bytes, or `None` if absent.
+ * - `delete(key)`: removes an object; removing an absent one succeeds.
+ * - `list(prefix)`: the keys under a prefix.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ObjectStore {
+  readonly put: <E>(key: string, body: Stream.Stream<Uint8Array, E>) => Effect.Effect<number, ObjectStoreError | E>
+  readonly get: (key: string, range?: ByteRange) => Stream.Stream<Uint8Array, ObjectStoreError>
+  readonly head: (key: string) => Effect.Effect<Option.Option<number>, ObjectStoreError>
+  readonly delete: (key: string) => Effect.Effect<void, ObjectStoreError>
+  readonly list: (prefix: string) => Effect.Effect<ReadonlyArray<string>, ObjectStoreError>
+}
+
+/**
+ * The object store service.
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export const ObjectStore = Context.GenericTag<ObjectStore>("@buildomat/core/server/ObjectStore")
+
+const safeKey = (key: string) => {
+  if (key.length === 0 || key.startsWith("/") || key.split("/").some((p) => p === "" || p === "." || p === "..")) {
+    throw new Error(`invalid object key ${JSON.stringify(key)}`)
+  }
+  return key
+}
+
+/**
+ * An object store in a directory of the local file system. `put` writes to a temporary file in
+ * the same directory, fsyncs it and renames it into place, so an object is either whole or absent
+ * even across a crash.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeFileSystem = (root: string): ObjectStore => {
+  const pathOf = (key: string) => NodePath.join(root, safeKey(key))
+  const fail = (op: string, key: string) => (cause: unknown) =>
+    new ObjectStoreError({ op, key, message: `${op} ${key}: ${String((cause as Error)?.message ?? cause)}`, cause })
+
+  const put = <E>(key: string, body: Stream.Stream<Uint8Array, E>) =>
+    Effect.gen(function*() {
+      const dest = yield* Effect.try({ try: () => pathOf(key), catch: fail("put", key) })
+      const tmp = `${dest}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`
+      yield* Effect.tryPromise({
+        try: () => NodeFs.promises.mkdir(NodePath.dirname(dest), { recursive: true }),
+        catch: fail("put", key)
+      })
+      return yield* Effect.acquireUseRelease(
+        Effect.tryPromise({ try: () => NodeFs.promises.open(tmp, "wx", 0o644), catch: fail("put", key) }),
+        (fh) =>
+          Effect.gen(function*() {
+            let written = 0
+            yield* Stream.runForEach(body, (chunk) =>
+              Effect.tryPromise({
+                try: async () => {
+                  let off = 0
+                  while (off < chunk.length) {
+                    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off)
+                    off += bytesWritten
+                  }
+                  written += chunk.length
+                },
+                catch: fail("put", key)
+              }))
+            yield* Effect.tryPromise({ try: () => fh.sync(), catch: fail("put", key) })
+            yield* Effect.tryPromise({ try: () => NodeFs.promises.rename(tmp, dest), catch: fail("put", key) })
+            return written
+          }),
+        (fh, exit) =>
+          Effect.promise(() => fh.close().catch(() => undefined)).pipe(
+            Effect.zipRight(
+              exit._tag === "Failure"
+                ? Effect.promise(() => NodeFs.promises.rm(tmp, { force: true }).catch(() => undefined))
+                : Effect.void
+            )
+          )
+      )
+    })
+
+  const get = (key: string, range?: ByteRange) =>
+    Stream.unwrap(
+      Effect.try({ try: () => pathOf(key), catch: fail("get", key) }).pipe(
+        Effect.map((p) =>
+          Stream.fromAsyncIterable(
+            NodeFs.createReadStream(p, range ? { start: range.start, end: range.end, highWaterMark: 256 * 1024 } : { highWaterMark: 256 * 1024 }),
+            fail("get", key)
+          ).pipe(Stream.map((b) => b as Uint8Array))
+        )
+      )
+    )
+
+  const head = (key: string) =>
+    Effect.tryPromise({
+      try: async () => {
+        try {
+          const st = await NodeFs.promises.stat(pathOf(key))
+          return Option.some(st.size)
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOENT") return Option.none<number>()
+          throw e
+        }
+      },
+      catch: fail("head", key)
+    })
+
+  const del = (key: string) =>
+    Effect.tryPromise({ try: () => NodeFs.promises.rm(pathOf(key), { force: true }), catch: fail("delete", key) })
+
+  const list = (prefix: string) =>
+    Effect.tryPromise({
+      try: async () => {
+        const base = NodePath.join(root, prefix)
+        const out: Array<string> = []
+        const walk = async (dir: string): Promise<void> => {
+          let entries: Array<NodeFs.Dirent>
+          try {
+            entries = await NodeFs.promises.readdir(dir, { withFileTypes: true })
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === "ENOENT") return
+            throw e
+          }
+          for (const e of entries) {
+            const p = NodePath.join(dir, e.name)
+            if (e.isDirectory()) await walk(p)
+            else if (!e.name.includes(".tmp-")) out.push(NodePath.relative(root, p).split(NodePath.sep).join("/"))
+          }
+        }
+        await walk(base)
+        return out.sort()
+      },
+      catch: fail("list", prefix)
+    })
+
+  return { put, get, head, delete: del, list }
+}
+
+/**
+ * The file-system object store as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFileSystem = (root: string): Layer.Layer<ObjectStore> =>
+  Layer.sync(ObjectStore, () => makeFileSystem(root))
+

@@ -1,0 +1,99 @@
+/**
+ * The assignment loop (buildomat §5.1): fails cancelled jobs, fails jobs whose worker went away,
+ * and hands queued jobs to free workers of their target, oldest job first. It runs when woken
+ * (submit, bootstrap, completion, cancel) and at least once a second.
+ *
+ * @since 0.1.0
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer } from "effect"
+import * as Ids from "../Ids.js"
+import { now } from "../Schemas.js"
+import { EventHub } from "./EventHub.js"
+import { JobStore } from "./JobStore.js"
+import { Signals } from "./Signals.js"
+
+/**
+ * One pass of the assignment loop. Returns the number of jobs assigned.
+ *
+ * @since 0.1.0
+ * @category loops
+ */
+export const assignOnce = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const jobs = yield* JobStore
+  const hub = yield* EventHub
+  const signals = yield* Signals
+
+  const cancelled = yield* sql<{ id: string; worker: string | null }>`
+    SELECT id, worker FROM job WHERE complete = 0 AND cancelled = 1`
+  for (const j of cancelled) {
+    if (j.worker !== null) yield* sql`UPDATE worker SET recycle = 1 WHERE id = ${j.worker} AND deleted = 0`
+    yield* jobs.complete(j.id, true).pipe(Effect.catchAll(() => Effect.void))
+  }
+
+  const orphaned = yield* sql<{ id: string }>`
+    SELECT j.id FROM job j JOIN worker w ON w.id = j.worker
+    WHERE j.complete = 0 AND (w.deleted = 1 OR w.recycle = 1)`
+  for (const j of orphaned) {
+    yield* jobs.control(j.id, "worker failed without completing job").pipe(sql.withTransaction)
+    yield* jobs.complete(j.id, true).pipe(Effect.catchAll(() => Effect.void))
+  }
+
+  const assigned = yield* sql.withTransaction(
+    Effect.gen(function*() {
+      const queued = yield* sql<{ id: string; target_id: string }>`
+        SELECT id, target_id FROM job
+        WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0 ORDER BY id LIMIT 10000`
+      if (queued.length === 0) return []
+      const free = yield* sql<{ id: string; target: string; factory: string; factory_private: string | null }>`
+        SELECT w.id, w.target, w.factory, w.factory_private FROM worker w
+        WHERE w.deleted = 0 AND w.recycle = 0 AND w.hold_time IS NULL AND w.token_hash IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM job j WHERE j.worker = w.id)
+        ORDER BY w.id DESC`
+      const byTarget = new Map<string, Array<(typeof free)[number]>>()
+      for (const w of free) {
+        const list = byTarget.get(w.target) ?? []
+        list.push(w)
+        byTarget.set(w.target, list)
+      }
+      const done: Array<string> = []
+      for (const j of queued) {
+        const w = byTarget.get(j.target_id)?.shift()
+        if (w === undefined) continue
+        yield* sql`UPDATE job SET worker = ${w.id} WHERE id = ${j.id} AND worker IS NULL`
+        const t = now()
+        yield* jobs.setTime(j.id, "assigned", t)
+        const waited = Date.parse(t) - Ids.timestamp(j.id)
+        yield* jobs.control(
+          j.id,
+          `job assigned to worker ${w.id} [factory ${w.factory}, ${w.factory_private ?? "-"}] (queued for ${waited} ms)`
+        )
+        done.push(j.id)
+      }
+      return done
+    })
+  )
+  for (const id of assigned) yield* hub.notify(id)
+  if (assigned.length > 0 || cancelled.length > 0 || orphaned.length > 0) yield* signals.provisioner.wake
+  return assigned.length
+}).pipe(Effect.orDie, Effect.withSpan("Scheduler.assignOnce"))
+
+/**
+ * The loop as a layer: runs `assignOnce` whenever woken and every second, for as long as the
+ * layer lives. A failing pass is logged and the loop goes on.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const signals = yield* Signals
+    yield* assignOnce.pipe(
+      Effect.catchAllCause((c) => Effect.logError("assignment pass failed", c)),
+      Effect.zipRight(signals.scheduler.wait("1 second")),
+      Effect.forever,
+      Effect.forkScoped
+    )
+  })
+)

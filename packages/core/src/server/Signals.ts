@@ -1,0 +1,47 @@
+/**
+ * Wake-ups for the background loops. Submitting a job, a worker bootstrapping or a job completing
+ * wakes the scheduler and the provisioner at once, so dispatch takes milliseconds; the loops still
+ * run on a timer as a safety net.
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer, Option, Queue } from "effect"
+
+/**
+ * A coalescing wake-up: many `wake`s before one `wait` count as one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Wakeup {
+  readonly wake: Effect.Effect<void>
+  /** Waits for a wake-up or the timeout, whichever comes first. */
+  readonly wait: (timeout: Duration.DurationInput) => Effect.Effect<void>
+}
+
+const makeWakeup = Effect.map(Queue.sliding<void>(1), (q): Wakeup => ({
+  wake: Effect.asVoid(Queue.offer(q, undefined)),
+  wait: (timeout) => Queue.take(q).pipe(Effect.timeoutOption(timeout), Effect.map(Option.getOrUndefined), Effect.asVoid)
+}))
+
+/**
+ * @since 0.1.0
+ * @category context
+ */
+export class Signals extends Context.Tag("@buildomat/core/server/Signals")<
+  Signals,
+  { readonly scheduler: Wakeup; readonly provisioner: Wakeup; readonly wakeAll: Effect.Effect<void> }
+>() {}
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Signals> = Layer.effect(
+  Signals,
+  Effect.gen(function*() {
+    const scheduler = yield* makeWakeup
+    const provisioner = yield* makeWakeup
+    return { scheduler, provisioner, wakeAll: Effect.zipRight(scheduler.wake, provisioner.wake) }
+  })
+)

@@ -1,0 +1,202 @@
+/**
+ * Two-phase uploads (buildomat §2.8): raw chunks of at most 10 MiB are stored as they arrive;
+ * a commit then joins a list of chunks into one file in the object store, checking the total size
+ * and recording the file's SHA-256. A commit is keyed by the client's `commit_id`, so resending
+ * it polls the same commit instead of storing the file twice.
+ *
+ * @since 0.1.0
+ */
+import { Context, Deferred, Effect, Layer, Option, Stream } from "effect"
+import * as Crypto from "node:crypto"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
+import { MAX_REQUEST_BODY } from "../Api.js"
+import { BadRequest, Conflict, PayloadTooLarge } from "../Errors.js"
+import * as Ids from "../Ids.js"
+import type { WorkerAddOutput } from "../Workers.js"
+import { ServerConfig } from "./Config.js"
+import { JobStore, type JobRow } from "./JobStore.js"
+import { ObjectStore } from "./ObjectStore.js"
+
+interface Commit {
+  readonly args: string
+  readonly done: Deferred.Deferred<string | null>
+  result: Option.Option<string | null>
+}
+
+/**
+ * The object store key of a job's file.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const fileKey = (job: string, file: string) => `output/${job}/${file}`
+
+const make = Effect.gen(function*() {
+  const config = yield* ServerConfig
+  const jobs = yield* JobStore
+  const store = yield* ObjectStore
+  const scope = yield* Effect.scope
+  const chunkRoot = NodePath.join(config.dataDir, "chunk")
+  const commits = new Map<string, Commit>()
+
+  const chunkPath = (job: string, chunk: string) => NodePath.join(chunkRoot, job, chunk)
+
+  /**
+   * Stores one chunk for a job from a request body stream; at most `MAX_REQUEST_BODY` bytes
+   * (413 beyond, and nothing is kept).
+   */
+  const putChunk = <E>(job: string, body: Stream.Stream<Uint8Array, E>) =>
+    Effect.gen(function*() {
+      const id = Ids.make()
+      const path = chunkPath(job, id)
+      yield* Effect.promise(() => NodeFs.promises.mkdir(NodePath.dirname(path), { recursive: true }))
+      const fh = yield* Effect.promise(() => NodeFs.promises.open(path, "wx", 0o600))
+      const result = yield* Effect.gen(function*() {
+        let n = 0
+        yield* Stream.runForEach(body, (chunk) =>
+          Effect.gen(function*() {
+            n += chunk.length
+            if (n > MAX_REQUEST_BODY) {
+              return yield* Effect.fail(
+                new PayloadTooLarge({ message: `a chunk is at most ${MAX_REQUEST_BODY} bytes` })
+              )
+            }
+            yield* Effect.promise(async () => {
+              let off = 0
+              while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten
+            })
+          }))
+        return n
+      }).pipe(
+        Effect.ensuring(Effect.promise(() => fh.close())),
+        Effect.onError(() => Effect.promise(() => NodeFs.promises.rm(path, { force: true })))
+      )
+      return { id, size: result }
+    })
+
+  const runCommit = (job: string, add: WorkerAddOutput) =>
+    Effect.gen(function*() {
+      let total = 0
+      for (const c of add.chunks) {
+        const st = yield* Effect.promise(() => NodeFs.promises.stat(chunkPath(job, c)).catch(() => undefined))
+        if (st === undefined) return `chunk ${c} does not exist`
+        total += st.size
+      }
+      if (total !== add.size) return `the chunks hold ${total} bytes, but the file size is ${add.size}`
+      const file = Ids.make()
+      const hash = Crypto.createHash("sha256")
+      const body = Stream.fromIterable(add.chunks).pipe(
+        Stream.flatMap((c) =>
+          Stream.fromAsyncIterable(
+            NodeFs.createReadStream(chunkPath(job, c), { highWaterMark: 1024 * 1024 }),
+            (e) => new Error(`reading chunk ${c}: ${String(e)}`)
+          ), { concurrency: 1 }),
+        Stream.map((b) => {
+          const u = b as Uint8Array
+          hash.update(u)
+          return u
+        })
+      )
+      const written = yield* store.put(fileKey(job, file), body).pipe(Effect.either)
+      if (written._tag === "Left") return `storing the file failed: ${written.left.message}`
+      if (written.right !== add.size) {
+        yield* store.delete(fileKey(job, file)).pipe(Effect.ignore)
+        return `stored ${written.right} bytes, expected ${add.size}`
+      }
+      const err = yield* jobs.recordOutput(job, add.path, file, add.size, hash.digest("hex"))
+      if (err !== undefined) {
+        yield* store.delete(fileKey(job, file)).pipe(Effect.ignore)
+        return err
+      }
+      for (const c of add.chunks) {
+        yield* Effect.promise(() => NodeFs.promises.rm(chunkPath(job, c), { force: true }))
+      }
+      return null
+    }).pipe(
+      Effect.catchAllCause((cause) => Effect.succeed(`commit failed: ${String(cause)}`))
+    )
+
+  /**
+   * `POST /1/worker/job/{job}/output`: starts (or polls) the commit of an output. Answers once
+   * the commit is done or after `waitMs`, whichever is first; `complete: false` means poll again.
+   */
+  const addOutput = (job: JobRow, add: WorkerAddOutput, waitMs = 2000) =>
+    Effect.gen(function*() {
+      if (!Ids.isUlid(add.commit_id)) {
+        return yield* Effect.fail(new BadRequest({ message: `commit_id ${JSON.stringify(add.commit_id)} is not a ULID` }))
+      }
+      if (!add.path.startsWith("/") || add.path.includes("\0") || add.path.length > 4096) {
+        return yield* Effect.fail(new BadRequest({ message: `output path ${JSON.stringify(add.path)} must be an absolute path` }))
+      }
+      if (add.size > config.maxBytesPerFile) {
+        return yield* Effect.fail(
+          new BadRequest({ message: `output of ${add.size} bytes exceeds the limit of ${config.maxBytesPerFile} bytes` })
+        )
+      }
+      for (const c of add.chunks) {
+        if (!Ids.isUlid(c)) return yield* Effect.fail(new BadRequest({ message: `chunk id ${JSON.stringify(c)} is not a ULID` }))
+      }
+      const key = `${job.id}/${add.commit_id.toUpperCase()}`
+      const args = JSON.stringify([add.path, add.size, add.chunks])
+      let commit = commits.get(key)
+      if (commit !== undefined && commit.args !== args) {
+        return yield* Effect.fail(
+          new BadRequest({ message: `commit ${add.commit_id} was already used with different arguments` })
+        )
+      }
+      if (commit === undefined) {
+        const current = yield* jobs.row(job.id)
+        if (Option.isNone(current) || current.value.complete) {
+          return yield* Effect.fail(new Conflict({ message: `job ${job.id} is already complete` }))
+        }
+        const c: Commit = { args, done: yield* Deferred.make<string | null>(), result: Option.none() }
+        commits.set(key, c)
+        commit = c
+        yield* runCommit(job.id, add).pipe(
+          Effect.tap((r) => Effect.sync(() => (c.result = Option.some(r)))),
+          Effect.flatMap((r) => Deferred.succeed(c.done, r)),
+          Effect.forkIn(scope)
+        )
+      }
+      const r = yield* Deferred.await(commit.done).pipe(Effect.timeoutOption(waitMs))
+      return Option.match(r, {
+        onNone: () => ({ complete: false, error: null }),
+        onSome: (error) => ({ complete: true, error })
+      })
+    })
+
+  /** Whether a job has commits still running (job completion waits for them). */
+  const pending = (job: string) =>
+    Effect.sync(() => {
+      for (const [k, c] of commits) if (k.startsWith(`${job}/`) && Option.isNone(c.result)) return true
+      return false
+    })
+
+  /** Forgets a completed job's commits and removes its leftover chunks. */
+  const forget = (job: string) =>
+    Effect.promise(async () => {
+      for (const k of [...commits.keys()]) if (k.startsWith(`${job}/`)) commits.delete(k)
+      await NodeFs.promises.rm(NodePath.join(chunkRoot, job), { recursive: true, force: true })
+    })
+
+  return { putChunk, addOutput, pending, forget } as const
+})
+
+/**
+ * @since 0.1.0
+ * @category context
+ */
+export class Uploads extends Context.Tag("@buildomat/core/server/Uploads")<
+  Uploads,
+  Effect.Effect.Success<typeof make>
+>() {}
+
+/**
+ * Needs `ServerConfig`, `JobStore`, `ObjectStore`; commits run in the layer's scope.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = Layer.scoped(Uploads, make)
+

@@ -1,0 +1,110 @@
+/**
+ * Users and their privileges. Tokens are shown once at creation and stored as SHA-256 hashes.
+ *
+ * @since 0.1.0
+ */
+import { SqlClient } from "@effect/sql"
+import { Context, Effect, Layer, Option } from "effect"
+import { Conflict, NotFound } from "../Errors.js"
+import * as Ids from "../Ids.js"
+import { now } from "../Schemas.js"
+import type { User } from "../Users.js"
+import * as Tokens from "./internal/tokens.js"
+
+/**
+ * A user as the server sees it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UserRecord {
+  readonly id: Ids.UserId
+  readonly name: string
+  readonly time_create: string
+  readonly privileges: ReadonlyArray<string>
+}
+
+const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+
+  const withPrivileges = (rows: ReadonlyArray<{ id: string; name: string; time_create: string }>) =>
+    Effect.gen(function*() {
+      if (rows.length === 0) return []
+      const privs = yield* sql<{ user: string; privilege: string }>`
+        SELECT user, privilege FROM user_privilege WHERE ${sql.in("user", rows.map((r) => r.id))} ORDER BY privilege`
+      return rows.map((r): UserRecord => ({
+        id: r.id as Ids.UserId,
+        name: r.name,
+        time_create: r.time_create,
+        privileges: privs.filter((p) => p.user === r.id).map((p) => p.privilege)
+      }))
+    })
+
+  /** `POST /0/users`: a new user with a fresh 48-character token (409 if the name is taken). */
+  const create = (name: string) =>
+    Effect.gen(function*() {
+      const token = Tokens.generate(48)
+      const id = Ids.make()
+      const taken = yield* sql.withTransaction(
+        Effect.gen(function*() {
+          const existing = yield* sql`SELECT 1 FROM user WHERE name = ${name}`
+          if (existing.length > 0) return true
+          yield* sql`INSERT INTO user ${sql.insert({ id, name, token_hash: Tokens.hash(token), time_create: now() })}`
+          return false
+        })
+      ).pipe(Effect.orDie)
+      if (taken) return yield* Effect.fail(new Conflict({ message: `a user named ${JSON.stringify(name)} already exists` }))
+      return { id, name, token }
+    })
+
+  /** `GET /0/users`, optionally only the user of that name. */
+  const list = (name: string | undefined) =>
+    (name === undefined
+      ? sql<{ id: string; name: string; time_create: string }>`SELECT id, name, time_create FROM user ORDER BY id`
+      : sql<{ id: string; name: string; time_create: string }>`SELECT id, name, time_create FROM user WHERE name = ${name}`).pipe(
+        Effect.flatMap(withPrivileges),
+        Effect.map((us): ReadonlyArray<User> => us),
+        Effect.orDie
+      )
+
+  /** `GET /0/users/{user}`. */
+  const get = (id: string) =>
+    sql<{ id: string; name: string; time_create: string }>`SELECT id, name, time_create FROM user WHERE id = ${id}`.pipe(
+      Effect.flatMap(withPrivileges),
+      Effect.orDie,
+      Effect.flatMap((us) =>
+        us[0] === undefined ? Effect.fail(new NotFound({ message: `user ${id} does not exist` })) : Effect.succeed(us[0])
+      )
+    )
+
+  /** The user a bearer token belongs to. */
+  const byToken = (token: string) =>
+    Effect.gen(function*() {
+      const h = Tokens.hash(token)
+      const rows = yield* sql<{ id: string; name: string; time_create: string; token_hash: string }>`
+        SELECT id, name, time_create, token_hash FROM user WHERE token_hash = ${h}`
+      const r = rows[0]
+      if (r === undefined || !Tokens.hashesEqual(r.token_hash, h)) return Option.none<UserRecord>()
+      const [u] = yield* withPrivileges([r])
+      return Option.fromNullable(u)
+    }).pipe(Effect.orDie)
+
+  return { create, list, get, byToken } as const
+})
+
+/**
+ * @since 0.1.0
+ * @category context
+ */
+export class UserStore extends Context.Tag("@buildomat/core/server/UserStore")<
+  UserStore,
+  Effect.Effect.Success<typeof make>
+>() {}
+
+/**
+ * Needs `SqlClient`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = Layer.effect(UserStore, make)

@@ -1,0 +1,32 @@
+/**
+ * `@buildomat/core/server`: the core server and its parts, each a layer you can replace.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Config from "./Config.js"
+/** @since 0.1.0 */
+export * as Database from "./Database.js"
+/** @since 0.1.0 */
+export * as EventHub from "./EventHub.js"
+/** @since 0.1.0 */
+export * as Http from "./Http.js"
+/** @since 0.1.0 */
+export * as JobStore from "./JobStore.js"
+/** @since 0.1.0 */
+export * as ObjectStore from "./ObjectStore.js"
+/** @since 0.1.0 */
+export * as Provisioner from "./Provisioner.js"
+/** @since 0.1.0 */
+export * as Scheduler from "./Scheduler.js"
+/** @since 0.1.0 */
+export * as Server from "./Server.js"
+/** @since 0.1.0 */
+export * as Signals from "./Signals.js"
+/** @since 0.1.0 */
+export * as Uploads from "./Uploads.js"
+/** @since 0.1.0 */
+export * as UserStore from "./UserStore.js"
+/** @since 0.1.0 */
+export * as WorkerStore from "./WorkerStore.js"
