@@ -55,12 +55,12 @@ export const JobSubmit = Schema.Struct({
   target: Schema.String,
   output_rules: Schema.Array(Schema.String),
   tasks: Schema.Array(TaskSubmit),
-  inputs: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
-  tags: Schema.optionalWith(StringMap, { default: () => ({}) }),
+  inputs: Schema.optional(Schema.Array(Schema.String)),
+  tags: Schema.optional(StringMap),
   depends: Schema.optional(Schema.Record({ key: Schema.String, value: DependSubmit }))
 }).annotations({ identifier: "JobSubmit" })
 /** @since 0.1.0 @category models */
-export type JobSubmit = typeof JobSubmit.Encoded
+export type JobSubmit = typeof JobSubmit.Type
 
 /** `{ id }` of a new job (buildomat `JobSubmitResult`). @since 0.1.0 @category schemas */
 export const JobSubmitResult = Schema.Struct({ id: Schema.String }).annotations({ identifier: "JobSubmitResult" })

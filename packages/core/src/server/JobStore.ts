@@ -162,13 +162,13 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       if (body.tasks.length === 0) return yield* bad("a job needs at least one task")
       if (body.tasks.length > MAX_TASKS) return yield* bad(`a job has at most ${MAX_TASKS} tasks, got ${body.tasks.length}`)
-      if (body.inputs.length > 0) {
+      if ((body.inputs ?? []).length > 0) {
         return yield* bad("job inputs are not supported by this server yet")
       }
       if (body.depends !== undefined && Object.keys(body.depends).length > 0) {
         return yield* bad("job dependencies are not supported by this server yet")
       }
-      const tags = Object.entries(body.tags)
+      const tags = Object.entries(body.tags ?? {})
       if (tags.length > MAX_TAGS) return yield* bad(`a job has at most ${MAX_TAGS} tags, got ${tags.length}`)
       let tagBytes = 0
       for (const [k, v] of tags) {

@@ -1,0 +1,97 @@
+/**
+ * Test harness: a real core server on a loopback port with a real SQLite file in a temp dir,
+ * and a worker provider that hands each worker's bootstrap value to the test, so the test can
+ * speak the agent's side of the protocol over real HTTP.
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import { Client, WorkerProvider } from "@buildomat/core"
+import { Config, Server } from "@buildomat/core/server"
+import { Context, Effect, Layer, Queue, Scope } from "effect"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+
+export const ADMIN = "test-admin-token-0123456789"
+
+export const tempDir = (prefix = "bmat-test-") =>
+  Effect.acquireRelease(
+    Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), prefix))),
+    (d) => Effect.sync(() => NodeFs.rmSync(d, { recursive: true, force: true }))
+  )
+
+export interface Started {
+  readonly url: string
+  readonly requests: Queue.Queue<WorkerProvider.CreateWorkerRequest>
+  readonly destroyed: Array<string>
+}
+
+/** Starts a server in the current scope with a provider whose workers the test drives. */
+export const startServer = (dataDir: string, limit = 4) =>
+  Effect.gen(function*() {
+    const requests = yield* Queue.unbounded<WorkerProvider.CreateWorkerRequest>()
+    const destroyed: Array<string> = []
+    const live = new Map<string, string>()
+    const provider: WorkerProvider.WorkerProvider = {
+      name: "manual",
+      targets: ["default"],
+      limit,
+      create: (req) =>
+        Effect.gen(function*() {
+          live.set(`m-${req.worker}`, req.worker)
+          yield* Queue.offer(requests, req)
+          return { instanceId: `m-${req.worker}`, worker: req.worker }
+        }),
+      destroy: (id) =>
+        Effect.sync(() => {
+          live.delete(id)
+          destroyed.push(id)
+        }),
+      list: Effect.sync(() => [...live].map(([instanceId, worker]) => ({ instanceId, worker })))
+    }
+    const layer = Server.layer({ dataDir, adminToken: ADMIN, port: 0 }).pipe(
+      Layer.provide(Layer.succeed(WorkerProvider.WorkerProviders, [provider]))
+    )
+    const scope = yield* Scope.Scope
+    const ctx = yield* Layer.buildWithScope(layer, scope)
+    const url = Context.get(ctx, Config.ServerUrl)
+    return { url, requests, destroyed } satisfies Started
+  })
+
+/** A client for `url` with `token`. */
+// The global undici dispatcher outlives each call, so clients stay usable for the whole test.
+const httpLayer = NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(NodeHttpClient.dispatcherLayerGlobal))
+
+export const client = (url: string, token?: string) =>
+  Client.make({ url, token }).pipe(Effect.provide(httpLayer))
+
+/** Creates a user through the admin API and returns a client acting as them. */
+export const userClient = (url: string, name: string) =>
+  Effect.gen(function*() {
+    const admin = yield* client(url, ADMIN)
+    const u = yield* admin.api.users.create({ payload: { name } })
+    return { user: u, c: yield* client(url, u.token) }
+  })
+
+/** A plain fetch, for requests the typed client cannot make (bad JSON, wrong types). */
+export const raw = (url: string, path: string, init: RequestInit & { token?: string } = {}) =>
+  Effect.promise(async () => {
+    const headers = new Headers(init.headers)
+    if (init.token !== undefined) headers.set("authorization", `Bearer ${init.token}`)
+    const res = await fetch(`${url}${path}`, { ...init, headers })
+    const text = await res.text()
+    let json: any
+    try {
+      json = JSON.parse(text)
+    } catch {
+      json = undefined
+    }
+    return { status: res.status, headers: res.headers, text, json }
+  })
+
+export const job = (name: string, script = "echo hello", extra: Record<string, unknown> = {}) => ({
+  name,
+  target: "default",
+  output_rules: [],
+  tasks: [{ name: "t", script, env_clear: false, env: {} }],
+  ...extra
+})
