@@ -1,0 +1,147 @@
+/**
+ * The reference server's configuration file (TOML), decoded with `Schema`; unknown keys are
+ * rejected by name. Every key has a default, so an empty file (or none) runs a working server:
+ *
+ * ```toml
+ * [server]
+ * listen = "127.0.0.1:9979"      # host:port; port 0 picks a free one
+ * data_dir = "data"              # relative to this file; database, chunks, objects, workers
+ * # public_url = "https://ci.example"   # what agents and clients use, if not `listen`
+ *
+ * [admin]
+ * # token = "..."                # default: generated once, kept in <data_dir>/admin.token (0600)
+ *
+ * [job]
+ * max_size_per_file_mb = 1024    # the largest output, MiB (buildomat's default)
+ *
+ * [providers.local]              # agents as local processes (@buildomat/provider-local)
+ * targets = ["default"]
+ * limit = 4
+ * # scratch_root = "..."         # default: <data_dir>/workers
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { LocalProvider } from "@buildomat/provider-local"
+import { Effect, Schema } from "effect"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
+import { parse as parseToml } from "smol-toml"
+
+const strict = { parseOptions: { onExcessProperty: "error" as const } }
+
+/** @since 0.1.0 @category schemas */
+export const ConfigFile = Schema.Struct({
+  server: Schema.optionalWith(
+    Schema.Struct({
+      listen: Schema.optionalWith(Schema.String, { default: () => "127.0.0.1:9979" }),
+      data_dir: Schema.optionalWith(Schema.String, { default: () => "data" }),
+      public_url: Schema.optional(Schema.String)
+    }).annotations(strict),
+    { default: () => ({ listen: "127.0.0.1:9979", data_dir: "data" }) }
+  ),
+  admin: Schema.optionalWith(Schema.Struct({ token: Schema.optional(Schema.String) }).annotations(strict), {
+    default: () => ({})
+  }),
+  job: Schema.optionalWith(
+    Schema.Struct({
+      max_size_per_file_mb: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1024 })
+    }).annotations(strict),
+    { default: () => ({ max_size_per_file_mb: 1024 }) }
+  ),
+  providers: Schema.optionalWith(
+    Schema.Struct({ local: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })) }).annotations(strict),
+    { default: () => ({ local: {} }) }
+  )
+}).annotations({ identifier: "ConfigFile", ...strict })
+
+/**
+ * The configuration with paths resolved and defaults filled in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResolvedConfig {
+  readonly host: string
+  readonly port: number
+  readonly dataDir: string
+  readonly publicUrl: string | undefined
+  readonly adminToken: string
+  readonly adminTokenFile: string | undefined
+  readonly maxBytesPerFile: number
+  readonly local: LocalProvider.LocalProviderConfig | undefined
+}
+
+/**
+ * A configuration file could not be read or is invalid; `message` says where and why.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", { message: Schema.String }) {}
+
+const parseListen = (listen: string) => {
+  const m = /^(.*):(\d+)$/.exec(listen)
+  if (m === null) return undefined
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) }
+}
+
+/**
+ * Reads and resolves a configuration file (`undefined` means no file: all defaults, relative to
+ * the working directory). Creates the data directory, and the admin token file if needed.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const load = (file: string | undefined) =>
+  Effect.gen(function*() {
+    let raw: unknown = {}
+    const base = file === undefined ? process.cwd() : NodePath.dirname(NodePath.resolve(file))
+    if (file !== undefined) {
+      const text = yield* Effect.try({
+        try: () => NodeFs.readFileSync(file, "utf8"),
+        catch: (e) => new ConfigError({ message: `cannot read ${file}: ${(e as Error).message}` })
+      })
+      raw = yield* Effect.try({
+        try: () => parseToml(text),
+        catch: (e) => new ConfigError({ message: `${file} is not valid TOML: ${(e as Error).message}` })
+      })
+    }
+    const cfg = yield* Schema.decodeUnknown(ConfigFile)(raw).pipe(
+      Effect.mapError((e) => new ConfigError({ message: `${file ?? "configuration"}: ${e.message}` }))
+    )
+    const listen = parseListen(cfg.server.listen)
+    if (listen === undefined) {
+      return yield* new ConfigError({ message: `server.listen must be host:port, got ${JSON.stringify(cfg.server.listen)}` })
+    }
+    const dataDir = NodePath.resolve(base, cfg.server.data_dir)
+    NodeFs.mkdirSync(dataDir, { recursive: true })
+    let adminToken = cfg.admin.token
+    let adminTokenFile: string | undefined
+    if (adminToken === undefined) {
+      adminTokenFile = NodePath.join(dataDir, "admin.token")
+      if (!NodeFs.existsSync(adminTokenFile)) {
+        const { randomBytes } = yield* Effect.promise(() => import("node:crypto"))
+        NodeFs.writeFileSync(adminTokenFile, `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600 })
+      }
+      adminToken = NodeFs.readFileSync(adminTokenFile, "utf8").trim()
+    }
+    let local: LocalProvider.LocalProviderConfig | undefined
+    if (cfg.providers.local !== undefined) {
+      const table = { scratch_root: NodePath.join(dataDir, "workers"), ...cfg.providers.local }
+      local = yield* Schema.decodeUnknown(LocalProvider.LocalProviderConfigSchema)(table).pipe(
+        Effect.mapError((e) => new ConfigError({ message: `${file ?? "configuration"}: [providers.local]: ${e.message}` }))
+      )
+      local = { ...local, scratchRoot: NodePath.resolve(base, local.scratchRoot) }
+    }
+    return {
+      host: listen.host,
+      port: listen.port,
+      dataDir,
+      publicUrl: cfg.server.public_url,
+      adminToken,
+      adminTokenFile,
+      maxBytesPerFile: cfg.job.max_size_per_file_mb * 1024 * 1024,
+      local
+    } satisfies ResolvedConfig
+  })

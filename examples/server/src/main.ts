@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * `buildomat-server [-f CONFIG]`: runs the reference server until interrupted.
+ *
+ * @since 0.1.0
+ */
+import { Config } from "@buildomat/core/server"
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import * as NodeFs from "node:fs"
+import { parseArgs } from "node:util"
+import * as ServerConfig from "./Config.js"
+import * as ServerLayer from "./ServerLayer.js"
+
+const { values } = parseArgs({
+  options: { file: { type: "string", short: "f" }, help: { type: "boolean", short: "h" } },
+  strict: true
+})
+if (values.help) {
+  process.stdout.write("usage: buildomat-server [-f CONFIG.toml]\n  (default: ./buildomat.toml if it exists)\n")
+  process.exit(0)
+}
+const file = values.file ?? (NodeFs.existsSync("buildomat.toml") ? "buildomat.toml" : undefined)
+
+const program = Effect.gen(function*() {
+  const config = yield* ServerConfig.load(file)
+  return yield* Layer.launch(
+    Layer.effectDiscard(
+      Effect.gen(function*() {
+        const url = yield* Config.ServerUrl
+        yield* Effect.sync(() => {
+          process.stdout.write(`buildomat server listening on ${url}\n`)
+          process.stdout.write(`  data directory: ${config.dataDir}\n`)
+          process.stdout.write(
+            config.adminTokenFile !== undefined
+              ? `  admin token:    ${config.adminTokenFile}\n`
+              : `  admin token:    from ${file} ([admin] token)\n`
+          )
+          process.stdout.write(
+            config.local !== undefined
+              ? `  local provider: targets ${config.local.targets?.join(", ")}, up to ${config.local.limit} workers\n`
+              : `  no worker provider configured: jobs will queue\n`
+          )
+        })
+      })
+    ).pipe(Layer.provideMerge(ServerLayer.layer(config)))
+  )
+})
+
+program.pipe(
+  Effect.catchTag("ConfigError", (e) =>
+    Effect.sync(() => {
+      process.stderr.write(`buildomat-server: ${e.message}\n`)
+      process.exit(2)
+    })),
+  NodeRuntime.runMain
+)

@@ -1,0 +1,416 @@
+/**
+ * A worker provider that starts each worker's agent as a local child process, in a scratch
+ * directory of its own: the embedded default of buildomat for TypeScript. It plays the part of
+ * buildomat's factories (`buildomat-factory-aws` and friends) for one machine: the "instance" is
+ * a process group, the scratch directory is its disk, and destroying the worker kills the group
+ * and removes the directory.
+ *
+ * Layout of one worker, under `scratchRoot`:
+ *
+ * ```text
+ * <scratchRoot>/<worker>/root       the job's "/" (agent `--root`)
+ * <scratchRoot>/<worker>/state      the agent's own state (agent `--state-dir`)
+ * <scratchRoot>/<worker>/agent.log  the agent's stdout and stderr, appended
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { WorkerProvider } from "@buildomat/core"
+import { Deferred, Effect, FiberId, Layer, Runtime, Schema } from "effect"
+import type { Scope } from "effect"
+import { spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { resolveAgentCommand } from "./internal/agentCommand.js"
+import { groupAlive, signalGroup } from "./internal/processGroup.js"
+
+/**
+ * What `make` needs. Only `scratchRoot` is required.
+ *
+ * - `name`: the factory name shown in worker listings; default `"local"`.
+ * - `targets`: the target names this provider makes workers for; default `["default"]`.
+ * - `limit`: the most workers (agent process groups) alive at once; default `4`. An instance
+ *   counts until it is destroyed, even if its agent already exited.
+ * - `scratchRoot`: the directory that holds one scratch directory per worker; created if
+ *   missing. Relative paths are resolved against the current directory when `make` runs.
+ * - `agentCommand`: the argv prefix that starts an agent, e.g. `["node", "/opt/agent.js"]`; the
+ *   provider appends `run --url URL --bootstrap VALUE --state-dir DIR --root DIR`. Default:
+ *   `[process.execPath, <path of "@buildomat/agent/bundle">]`; if that bundle is not built,
+ *   `create` fails with a `ProviderError` that says to run `npm run build`.
+ * - `env`: extra environment variables for agents. Agents do not inherit the server's whole
+ *   environment (it may hold secrets that job tasks could read); they get only `PATH`, `HOME`,
+ *   `USER`, `LOGNAME`, `SHELL`, `LANG`, `LC_ALL`, `LC_CTYPE`, `TZ` and `TMPDIR` from it, then `env`
+ *   on top.
+ * - `killGraceMs`: milliseconds between SIGTERM and SIGKILL when destroying; default `2000`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LocalProviderConfig {
+  readonly name?: string | undefined
+  readonly targets?: ReadonlyArray<string> | undefined
+  readonly limit?: number | undefined
+  readonly scratchRoot: string
+  readonly agentCommand?: ReadonlyArray<string> | undefined
+  readonly env?: Readonly<Record<string, string>> | undefined
+  readonly killGraceMs?: number | undefined
+}
+
+/**
+ * Decodes a `LocalProviderConfig` from a TOML table (as parsed by `smol-toml`), filling in the
+ * defaults. Keys are snake_case, as in buildomat's factory configuration files; unknown keys are
+ * rejected by name.
+ *
+ * ```toml
+ * name = "local"               # optional
+ * targets = ["default"]        # optional
+ * limit = 4                    # optional, integer >= 1
+ * scratch_root = "/var/tmp/buildomat"
+ * agent_command = ["node", "/opt/buildomat-agent.js"]   # optional, non-empty
+ * kill_grace_ms = 2000         # optional, integer >= 0
+ * [env]                        # optional, string values
+ * RUST_LOG = "info"
+ * ```
+ *
+ * Decode with `Schema.decodeUnknown(LocalProviderConfigSchema)`; the result can be passed to
+ * `make` or `layer` as is. Errors are `ParseError`s that name the offending key.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const LocalProviderConfigSchema = Schema.Struct({
+  name: Schema.optionalWith(Schema.NonEmptyTrimmedString, { default: () => "local" }),
+  targets: Schema.optionalWith(Schema.Array(Schema.NonEmptyTrimmedString), { default: () => ["default"] }),
+  limit: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 4 }),
+  scratchRoot: Schema.propertySignature(Schema.NonEmptyString).pipe(Schema.fromKey("scratch_root")),
+  agentCommand: Schema.optionalWith(Schema.NonEmptyArray(Schema.NonEmptyString), { exact: true }).pipe(
+    Schema.fromKey("agent_command")
+  ),
+  env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { exact: true }),
+  killGraceMs: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 2000 }).pipe(
+    Schema.fromKey("kill_grace_ms")
+  )
+}).annotations({
+  identifier: "LocalProviderConfig",
+  parseOptions: { onExcessProperty: "error" }
+})
+
+/**
+ * The default agent command, `[process.execPath, <path of "@buildomat/agent/bundle">]`. Fails
+ * with a `ProviderError` telling to run `npm run build` if the bundle is not built. A server can
+ * run it at start-up to fail fast instead of on the first `create`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultAgentCommand: Effect.Effect<ReadonlyArray<string>, WorkerProvider.ProviderError> =
+  resolveAgentCommand(import.meta.url)
+
+/** Environment variables an agent inherits from the server; everything else must come from `env`. */
+const INHERITED_ENV = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"]
+
+/** Destroy waits this long after SIGKILL before it reports the group as stuck (and may be retried). */
+const KILL_WAIT_MS = 5_000
+const POLL_MS = 20
+
+/** A worker id becomes a directory name that is later `rm -rf`ed: allow no separators or dots. */
+const SAFE_WORKER = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/
+
+interface Instance {
+  readonly instanceId: string
+  readonly worker: string
+  readonly pgid: number
+  readonly dir: string
+  exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
+  destroying: Deferred.Deferred<void, WorkerProvider.ProviderError> | undefined
+}
+
+/**
+ * A pause on the wall clock. Processes live in real time, so waiting for them must not depend on
+ * the fiber's `Clock` (a `TestClock` in tests would never let destroy finish).
+ */
+const realSleep = (ms: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), ms)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+/** Polls until the group has no live member; `false` if it still has one after `ms`. */
+const waitGone = (pgid: number, ms: number): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + ms
+    while (groupAlive(pgid)) {
+      if (Date.now() >= deadline) return false
+      yield* realSleep(POLL_MS)
+    }
+    return true
+  })
+
+/**
+ * Makes a local worker provider. Its instances live as long as the scope: closing the scope
+ * destroys every instance (process group killed, scratch directory removed) and makes later
+ * `create` calls fail.
+ *
+ * - `create({ worker, target, url, bootstrap })`: fails with `ProviderError` if `target` is not
+ *   in `targets`, if `limit` instances exist already, if `worker` already has an instance or is
+ *   not a plain name (`[A-Za-z0-9][A-Za-z0-9_-]*`, it becomes a directory name), if the agent
+ *   command cannot be found, or if the process cannot be started. Otherwise it (re)creates
+ *   `<scratchRoot>/<worker>/{root,state}`, starts the agent in its own process group with stdin
+ *   ignored and stdout/stderr appended to `agent.log`, and returns
+ *   `{ instanceId: "local-<pid>", worker, ip: "127.0.0.1" }`. The bootstrap value is passed on
+ *   the agent's command line only, and never logged.
+ * - `destroy(instanceId)`: SIGTERM to the whole process group, up to `killGraceMs` for it to
+ *   go, then SIGKILL; then removes the scratch directory. Tasks the agent started are in its
+ *   group, so they go too. Unknown or already destroyed instances succeed at once; concurrent
+ *   calls for one instance share one teardown. Fails with `ProviderError` (and keeps the instance,
+ *   so that a later call retries) if the group survives SIGKILL for 5 s or the directory cannot
+ *   be removed.
+ * - `list`: every instance not yet destroyed, including those whose agent already exited by
+ *   itself (after power-off): its scratch directory, and possibly stray task processes, remain
+ *   until `destroy`, the same way a stopped EC2 instance is still listed until terminated.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.WorkerProvider, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const name = config.name ?? "local"
+    const targets: ReadonlyArray<string> = config.targets ?? ["default"]
+    const limit = config.limit ?? 4
+    const killGraceMs = config.killGraceMs ?? 2000
+    const scratchRoot = path.resolve(config.scratchRoot)
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+
+    const instances = new Map<string, Instance>()
+    /** Workers whose `create` is under way; they hold a slot of the limit. */
+    const starting = new Set<string>()
+    let closed = false
+
+    const fail = (message: string, cause?: unknown) =>
+      new WorkerProvider.ProviderError({ message: `local provider "${name}": ${message}`, cause })
+
+    const baseEnv: Record<string, string> = {}
+    for (const key of INHERITED_ENV) {
+      const value = process.env[key]
+      if (value !== undefined) baseEnv[key] = value
+    }
+    const agentEnv: Record<string, string> = { ...baseEnv, ...config.env }
+
+    // Resolve the default command now to warn early, and again on `create` while it is missing,
+    // so that building the bundle later needs no restart.
+    let agentCommand: ReadonlyArray<string> | undefined = config.agentCommand
+    if (agentCommand === undefined) {
+      yield* defaultAgentCommand.pipe(
+        Effect.tap((command) => Effect.sync(() => (agentCommand = command))),
+        Effect.catchAll((error) => Effect.logWarning(error.message))
+      )
+    }
+    const getAgentCommand = Effect.suspend(() =>
+      agentCommand !== undefined ? Effect.succeed(agentCommand) : defaultAgentCommand.pipe(
+        Effect.tap((command) => Effect.sync(() => (agentCommand = command))),
+        Effect.mapError((error) => fail(error.message, error.cause))
+      )
+    )
+
+    yield* Effect.try(() => fs.mkdirSync(scratchRoot, { recursive: true })).pipe(
+      Effect.catchAll((error) => Effect.logWarning(`cannot create scratch root ${scratchRoot}: ${String(error.error)}`))
+    )
+
+    // One synchronous step, so that concurrent creates cannot both take the last slot.
+    const reserve = (request: WorkerProvider.CreateWorkerRequest) =>
+      Effect.suspend(() => {
+        const { target, worker } = request
+        if (closed) return Effect.fail(fail("shut down; no more workers"))
+        if (!targets.includes(target)) {
+          return Effect.fail(fail(`does not serve target "${target}" (it serves: ${targets.join(", ") || "none"})`))
+        }
+        if (!SAFE_WORKER.test(worker)) {
+          return Effect.fail(fail(`worker id ${JSON.stringify(worker)} is not a plain name usable as a directory`))
+        }
+        if (starting.has(worker) || [...instances.values()].some((i) => i.worker === worker)) {
+          return Effect.fail(fail(`worker ${worker} already has an instance`))
+        }
+        if (instances.size + starting.size >= limit) {
+          return Effect.fail(fail(`at its limit of ${limit} concurrent workers; destroy one first`))
+        }
+        starting.add(worker)
+        return Effect.void
+      })
+
+    const spawnAgent = (command: ReadonlyArray<string>, args: ReadonlyArray<string>, dir: string) =>
+      Effect.async<ChildProcess, WorkerProvider.ProviderError>((resume) => {
+        let fd: number
+        try {
+          fd = fs.openSync(path.join(dir, "agent.log"), "a")
+        } catch (error) {
+          return resume(Effect.fail(fail(`cannot open ${path.join(dir, "agent.log")}`, error)))
+        }
+        let child: ChildProcess
+        try {
+          child = spawn(command[0]!, [...command.slice(1), ...args], {
+            cwd: dir,
+            env: agentEnv,
+            detached: true, // setsid: the agent leads a new process group that destroy can kill whole
+            stdio: ["ignore", fd, fd]
+          })
+        } catch (error) {
+          return resume(Effect.fail(fail(`cannot start agent ${JSON.stringify(command[0])}`, error)))
+        } finally {
+          fs.closeSync(fd) // the child has its own copy
+        }
+        let settled = false
+        child.on("error", (error) => {
+          if (settled) return
+          settled = true
+          resume(Effect.fail(fail(`cannot start agent ${JSON.stringify(command[0])}: ${error.message}`, error)))
+        })
+        child.once("spawn", () => {
+          if (settled) return
+          settled = true
+          resume(Effect.succeed(child))
+        })
+      })
+
+    const start = (request: WorkerProvider.CreateWorkerRequest) =>
+      Effect.gen(function*() {
+        const { bootstrap, url, worker } = request
+        const command = yield* getAgentCommand
+        if (command.length === 0) return yield* fail("agentCommand is empty")
+        const dir = path.join(scratchRoot, worker)
+        const root = path.join(dir, "root")
+        const state = path.join(dir, "state")
+        const removeDir = Effect.promise(() => fs.promises.rm(dir, { recursive: true, force: true }).catch(() => {}))
+        yield* Effect.tryPromise({
+          try: async () => {
+            // A directory left by a crashed run of this worker id is stale: start clean.
+            await fs.promises.rm(dir, { recursive: true, force: true })
+            await fs.promises.mkdir(root, { recursive: true })
+            await fs.promises.mkdir(state, { recursive: true })
+            const shown = [...command, "run", "--url", url, "--bootstrap", "<redacted>", "--state-dir", state, "--root", root]
+            await fs.promises.appendFile(
+              path.join(dir, "agent.log"),
+              `# ${new Date().toISOString()} local provider "${name}" starting agent for worker ${worker}: ${
+                shown.map((a) => JSON.stringify(a)).join(" ")
+              }\n`
+            )
+          },
+          catch: (error) => fail(`cannot prepare scratch directory ${dir}`, error)
+        }).pipe(Effect.tapError(() => removeDir))
+        const args = ["run", "--url", url, "--bootstrap", bootstrap, "--state-dir", state, "--root", root]
+        const child = yield* spawnAgent(command, args, dir).pipe(Effect.tapError(() => removeDir))
+        const pid = child.pid!
+        let instanceId = `local-${pid}`
+        // A pid can come back while an exited instance with that id still waits for destroy.
+        for (let n = 2; instances.has(instanceId); n++) instanceId = `local-${pid}-${n}`
+        const instance: Instance = { instanceId, worker, pgid: pid, dir, exit: undefined, destroying: undefined }
+        child.on("exit", (code, signal) => {
+          instance.exit = { code, signal }
+          runFork(
+            Effect.logInfo("local agent exited").pipe(
+              Effect.annotateLogs({ provider: name, worker, instance: instanceId, code, signal })
+            )
+          )
+        })
+        child.unref() // a running agent must not keep the server's event loop alive
+        instances.set(instanceId, instance)
+        yield* Effect.logInfo("local agent started").pipe(
+          Effect.annotateLogs({ provider: name, worker, instance: instanceId, target: request.target, dir })
+        )
+        if (closed) {
+          // The scope closed while we were starting: nobody else will destroy this one.
+          yield* destroy(instanceId).pipe(Effect.ignore)
+          return yield* fail("shut down; no more workers")
+        }
+        return { instanceId, worker, ip: "127.0.0.1" } satisfies WorkerProvider.WorkerInstance
+      })
+
+    const create = (request: WorkerProvider.CreateWorkerRequest) =>
+      reserve(request).pipe(
+        Effect.zipRight(start(request).pipe(Effect.ensuring(Effect.sync(() => starting.delete(request.worker))))),
+        Effect.uninterruptible, // a half-started agent would be nobody's to destroy
+        Effect.withSpan("LocalProvider.create", { attributes: { provider: name, worker: request.worker } })
+      )
+
+    const teardown = (instance: Instance) =>
+      Effect.gen(function*() {
+        const { pgid } = instance
+        if (groupAlive(pgid)) {
+          yield* Effect.try({
+            try: () => signalGroup(pgid, "SIGTERM"),
+            catch: (error) => fail(`cannot signal process group ${pgid}`, error)
+          })
+          if (!(yield* waitGone(pgid, killGraceMs))) {
+            yield* Effect.logWarning(`local agent did not stop within ${killGraceMs} ms of SIGTERM; killing`).pipe(
+              Effect.annotateLogs({ provider: name, worker: instance.worker, instance: instance.instanceId })
+            )
+            yield* Effect.try({
+              try: () => signalGroup(pgid, "SIGKILL"),
+              catch: (error) => fail(`cannot signal process group ${pgid}`, error)
+            })
+            if (!(yield* waitGone(pgid, KILL_WAIT_MS))) {
+              return yield* fail(`process group ${pgid} of ${instance.instanceId} survived SIGKILL`)
+            }
+          }
+        }
+        yield* Effect.tryPromise({
+          try: () => fs.promises.rm(instance.dir, { recursive: true, force: true, maxRetries: 3 }),
+          catch: (error) => fail(`cannot remove scratch directory ${instance.dir}`, error)
+        })
+        yield* Effect.logInfo("local agent destroyed").pipe(
+          Effect.annotateLogs({ provider: name, worker: instance.worker, instance: instance.instanceId })
+        )
+      })
+
+    const destroy = (instanceId: string): Effect.Effect<void, WorkerProvider.ProviderError> =>
+      Effect.suspend(() => {
+        const instance = instances.get(instanceId)
+        if (instance === undefined) return Effect.void
+        if (instance.destroying !== undefined) return Deferred.await(instance.destroying)
+        const done = Deferred.unsafeMake<void, WorkerProvider.ProviderError>(FiberId.none)
+        instance.destroying = done
+        return teardown(instance).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              if (exit._tag === "Success") instances.delete(instanceId)
+              else instance.destroying = undefined // let a later call retry
+            }).pipe(Effect.zipRight(Deferred.done(done, exit)))
+          ),
+          Effect.uninterruptible
+        )
+      }).pipe(Effect.withSpan("LocalProvider.destroy", { attributes: { provider: name, instanceId } }))
+
+    const list = Effect.sync(() =>
+      [...instances.values()].map((i): WorkerProvider.WorkerInstance => ({
+        instanceId: i.instanceId,
+        worker: i.worker,
+        ip: "127.0.0.1"
+      }))
+    )
+
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closed = true
+        return Effect.forEach(
+          [...instances.keys()],
+          (id) => destroy(id).pipe(Effect.catchAll((error) => Effect.logError(error.message))),
+          { concurrency: "unbounded", discard: true }
+        )
+      })
+    )
+
+    return { name, targets, limit, create, destroy, list } satisfies WorkerProvider.WorkerProvider
+  })
+
+/**
+ * A `WorkerProviders` layer holding just this provider, built by `make` (see there for the
+ * behaviour); its instances are destroyed when the layer is released. To run it beside other
+ * providers, build the array yourself:
+ * `Layer.scoped(WorkerProviders, Effect.all([LocalProvider.make(a), other]))`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (config: LocalProviderConfig): Layer.Layer<WorkerProvider.WorkerProviders> =>
+  Layer.scoped(WorkerProvider.WorkerProviders, Effect.map(make(config), (provider) => [provider]))
