@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Queue, Stream, Chunk } from "effect"
+import type { Client } from "@buildomat/core"
+import { Chunk, Effect, Queue, Schedule, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { ADMIN, client, job, raw, startServer, tempDir, userClient } from "./harness.js"
 
@@ -11,13 +12,12 @@ const agentFor = (url: string, requests: Queue.Queue<{ bootstrap: string; worker
     const c = yield* client(url, token)
     // Association happens right after create; retry until the server accepts the bootstrap.
     const boot = yield* c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(
-      Effect.retry({ times: 50, schedule: undefined as never }),
-      Effect.orElse(() => Effect.sleep("50 millis").pipe(Effect.zipRight(c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }))))
+      Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("5 seconds")))
     )
     return { c, id: boot.id, req, token }
   })
 
-const waitForJob = (c: any) =>
+const waitForJob = (c: Client.Client) =>
   Effect.gen(function*() {
     for (let i = 0; i < 200; i++) {
       const p = yield* c.api.worker.ping()

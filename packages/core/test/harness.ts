@@ -3,21 +3,13 @@
  * and a worker provider that hands each worker's bootstrap value to the test, so the test can
  * speak the agent's side of the protocol over real HTTP.
  */
-import { NodeHttpClient } from "@effect/platform-node"
-import { Client, WorkerProvider } from "@buildomat/core"
-import { Config, Server } from "@buildomat/core/server"
-import { Context, Effect, Layer, Queue, Scope } from "effect"
-import * as NodeFs from "node:fs"
-import * as NodeOs from "node:os"
-import * as NodePath from "node:path"
+import { WorkerProvider } from "@buildomat/core"
+import { Testing } from "@buildomat/core/server"
+import { Effect, Layer, Queue } from "effect"
 
 export const ADMIN = "test-admin-token-0123456789"
 
-export const tempDir = (prefix = "bmat-test-") =>
-  Effect.acquireRelease(
-    Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), prefix))),
-    (d) => Effect.sync(() => NodeFs.rmSync(d, { recursive: true, force: true }))
-  )
+export const tempDir = (prefix = "bmat-test-") => Testing.tempDirectory(prefix)
 
 export interface Started {
   readonly url: string
@@ -48,29 +40,15 @@ export const startServer = (dataDir: string, limit = 4) =>
         }),
       list: Effect.sync(() => [...live].map(([instanceId, worker]) => ({ instanceId, worker })))
     }
-    const layer = Server.layer({ dataDir, adminToken: ADMIN, port: 0 }).pipe(
-      Layer.provide(Layer.succeed(WorkerProvider.WorkerProviders, [provider]))
-    )
-    const scope = yield* Scope.Scope
-    const ctx = yield* Layer.buildWithScope(layer, scope)
-    const url = Context.get(ctx, Config.ServerUrl)
+    const url = yield* Testing.serve({ dataDir, adminToken: ADMIN }, Layer.succeed(WorkerProvider.WorkerProviders, [provider]))
     return { url, requests, destroyed } satisfies Started
   })
 
 /** A client for `url` with `token`. */
-// The global undici dispatcher outlives each call, so clients stay usable for the whole test.
-const httpLayer = NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(NodeHttpClient.dispatcherLayerGlobal))
-
-export const client = (url: string, token?: string) =>
-  Client.make({ url, token }).pipe(Effect.provide(httpLayer))
+export const client = (url: string, token?: string) => Testing.client(url, token)
 
 /** Creates a user through the admin API and returns a client acting as them. */
-export const userClient = (url: string, name: string) =>
-  Effect.gen(function*() {
-    const admin = yield* client(url, ADMIN)
-    const u = yield* admin.api.users.create({ payload: { name } })
-    return { user: u, c: yield* client(url, u.token) }
-  })
+export const userClient = (url: string, name: string) => Testing.userClient(url, ADMIN, name)
 
 /** A plain fetch, for requests the typed client cannot make (bad JSON, wrong types). */
 export const raw = (url: string, path: string, init: RequestInit & { token?: string } = {}) =>

@@ -19,7 +19,9 @@ import { Effect, Layer } from "effect"
 import * as NodeFs from "node:fs"
 import { createServer } from "node:http"
 import * as NodePath from "node:path"
+import type { ServeError } from "@effect/platform/HttpServerError"
 import { BuildomatApi } from "../Api.js"
+import type { WorkerProviders } from "../WorkerProvider.js"
 import { DEFAULT_MAX_BYTES_PER_FILE, ServerConfig, ServerUrl } from "./Config.js"
 import * as Database from "./Database.js"
 import * as EventHub from "./EventHub.js"
@@ -76,7 +78,7 @@ export const ApiLive = HttpApiBuilder.api(BuildomatApi).pipe(
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: ServerOptions) => {
+export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError, WorkerProviders> => {
   const dataDir = NodePath.resolve(options.dataDir)
   const config = Layer.sync(ServerConfig, () => {
     NodeFs.mkdirSync(dataDir, { recursive: true })

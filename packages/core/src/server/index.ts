@@ -30,3 +30,5 @@ export * as Uploads from "./Uploads.js"
 export * as UserStore from "./UserStore.js"
 /** @since 0.1.0 */
 export * as WorkerStore from "./WorkerStore.js"
+/** @since 0.1.0 */
+export * as Testing from "./Testing.js"
