@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+/**
+ * `buildomat-agent run --url URL --bootstrap VALUE [--state-dir DIR] [--root DIR]`: the agent
+ * as a command. Options may also come from the environment: `BUILDOMAT_URL`,
+ * `BUILDOMAT_BOOTSTRAP`, `BUILDOMAT_AGENT_STATE`, `BUILDOMAT_AGENT_ROOT`. Exits 0 once the server
+ * asks for power-off, 1 if the agent cannot go on, 2 on a usage error.
+ *
+ * @since 0.1.0
+ */
+// Per-module imports keep the bundle free of the rest of platform-node (cluster, workers, ...).
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Effect, Layer, Logger } from "effect"
+import { parseArgs } from "node:util"
+import * as Agent from "./Agent.js"
+
+const USAGE = `Usage: buildomat-agent run --url URL --bootstrap VALUE [--state-dir DIR] [--root DIR]
+
+Connects to a buildomat server, exchanges the bootstrap value for a worker token, runs the
+job the server assigns, and keeps pinging until the server asks for power-off.
+
+Options:
+  --url URL          the core server (env BUILDOMAT_URL)
+  --bootstrap VALUE  the single-use bootstrap value of this worker (env BUILDOMAT_BOOTSTRAP)
+  --state-dir DIR    where agent.json and job.json live (env BUILDOMAT_AGENT_STATE);
+                     default ${Agent.DEFAULT_STATE_DIR} when run as root, otherwise required
+  --root DIR         the directory the job's "/" maps to (env BUILDOMAT_AGENT_ROOT); default /
+  -h, --help         show this help
+`
+
+const usageError = (message: string): never => {
+  process.stderr.write(`buildomat-agent: ${message}\n${USAGE.split("\n")[0]}\nTry "buildomat-agent --help".\n`)
+  process.exit(2)
+}
+
+const parse = (argv: ReadonlyArray<string>): Agent.Config => {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        url: { type: "string" },
+        bootstrap: { type: "string" },
+        "state-dir": { type: "string" },
+        root: { type: "string" },
+        help: { type: "boolean", short: "h" }
+      }
+    })
+  } catch (e) {
+    return usageError(e instanceof Error ? e.message : String(e))
+  }
+  const { positionals, values } = parsed
+  if (values.help === true) {
+    process.stdout.write(USAGE)
+    process.exit(0)
+  }
+  if (positionals.length === 0) return usageError("missing command (expected \"run\")")
+  if (positionals[0] !== "run") return usageError(`unknown command ${JSON.stringify(positionals[0])}`)
+  if (positionals.length > 1) return usageError(`unexpected argument ${JSON.stringify(positionals[1])}`)
+
+  const env = process.env
+  const nonEmpty = (v: string | undefined) => (v === undefined || v === "" ? undefined : v)
+  const url = nonEmpty(values.url) ?? nonEmpty(env["BUILDOMAT_URL"])
+  const bootstrap = nonEmpty(values.bootstrap) ?? nonEmpty(env["BUILDOMAT_BOOTSTRAP"])
+  const stateDir = nonEmpty(values["state-dir"]) ?? nonEmpty(env["BUILDOMAT_AGENT_STATE"]) ??
+    (process.getuid?.() === 0 ? Agent.DEFAULT_STATE_DIR : undefined)
+  const root = nonEmpty(values.root) ?? nonEmpty(env["BUILDOMAT_AGENT_ROOT"])
+
+  if (url === undefined) return usageError("--url (or BUILDOMAT_URL) is required")
+  try {
+    const u = new URL(url)
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http")
+  } catch {
+    return usageError(`--url ${JSON.stringify(url)} is not an http(s) URL`)
+  }
+  if (bootstrap === undefined) return usageError("--bootstrap (or BUILDOMAT_BOOTSTRAP) is required")
+  if (stateDir === undefined) {
+    return usageError("--state-dir (or BUILDOMAT_AGENT_STATE) is required when not running as root")
+  }
+  return { url, bootstrap, stateDir, root }
+}
+
+const config = parse(process.argv.slice(2))
+
+// Structured logs when a machine reads them, readable ones on a terminal.
+const LoggerLive = process.stdout.isTTY ? Logger.pretty : Logger.json
+
+Agent.run(config).pipe(
+  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LoggerLive)),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)
