@@ -22,7 +22,7 @@ node --version
 npx tsc -b packages/core/tsconfig.src.json
 ls packages/core/dist | head -20
 
-export npm_config_cache="$PWD/../.npm"
-npm pack --workspace @buildomat/core --pack-destination ../out
+export npm_config_cache="$PWD/../.npm" npm_config_update_notifier=false
+npm pack --quiet --workspace @buildomat/core --pack-destination ../out
 cd ../out
 sha256sum ./*.tgz | tee SHA256SUMS
