@@ -12,7 +12,7 @@
  * @since 0.1.0
  */
 import { Testing } from "@buildomat/core/server"
-import type { Client, Jobs } from "@buildomat/core"
+import type { Client } from "@buildomat/core"
 import { LocalProvider } from "@buildomat/provider-local"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
@@ -37,16 +37,6 @@ const summary = (xs: ReadonlyArray<number>) => ({
   p99_ms: percentile(xs, 99),
   max_ms: Math.max(...xs)
 })
-
-const allEvents = (c: Client.Client, id: string) =>
-  Effect.gen(function*() {
-    const out: Array<Jobs.JobEvent> = []
-    for (;;) {
-      const page = yield* c.api.jobs.events({ path: { job: id as any }, urlParams: { minseq: out.length + 1 } })
-      if (page.length === 0) return out
-      out.push(...page)
-    }
-  })
 
 const run = (c: Client.Client, script: string) =>
   Effect.gen(function*() {
@@ -78,7 +68,7 @@ const main = Effect.gen(function*() {
   const assignedToStart: Array<number> = []
   for (let i = 0; i < DISPATCH_RUNS; i++) {
     const r = yield* run(c, "true")
-    const events = yield* allEvents(c, r.id)
+    const events = yield* c.allEvents(r.id)
     const start = events.find((e) => e.stream === "task" && e.payload.startsWith("starting task 0"))
     if (start === undefined || r.job.state !== "completed") return yield* Effect.dieMessage(`dispatch job ${r.id} ${r.job.state}`)
     const started = Date.parse(start.time_remote ?? start.time)
@@ -90,7 +80,7 @@ const main = Effect.gen(function*() {
   const script = `awk 'BEGIN { s = sprintf("%079d", 0); for (i = 0; i < ${LINES}; i++) print s }'`
   const r = yield* run(c, script)
   const readStart = Date.now()
-  const events = yield* allEvents(c, r.id)
+  const events = yield* c.allEvents(r.id)
   const readMs = Date.now() - readStart
   const lines = events.filter((e) => e.stream === "stdout")
   if (lines.length !== LINES) return yield* Effect.dieMessage(`expected ${LINES} lines, stored ${lines.length}`)

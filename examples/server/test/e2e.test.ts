@@ -2,7 +2,6 @@
  * End to end, as a user sees it: the core server over real HTTP on loopback, the local provider
  * starting real agent processes (the built bundle), real bash tasks.
  */
-import { Jobs } from "@buildomat/core"
 import type { Client } from "@buildomat/core"
 import { Testing } from "@buildomat/core/server"
 import { LocalProvider } from "@buildomat/provider-local"
@@ -27,16 +26,6 @@ const finish = (c: Client.Client, id: string) =>
   Effect.gen(function*() {
     yield* c.watch(id, { minseq: 1 }).pipe(Stream.runDrain, Effect.timeout("60 seconds"))
     return yield* c.api.jobs.get({ path: { job: id as any } })
-  })
-
-const allEvents = (c: Client.Client, id: string) =>
-  Effect.gen(function*() {
-    const out: Array<Jobs.JobEvent> = []
-    for (;;) {
-      const page = yield* c.api.jobs.events({ path: { job: id as any }, urlParams: { minseq: out.length + 1 } })
-      if (page.length === 0) return out
-      out.push(...page)
-    }
   })
 
 const pidAlive = (pid: number) => {
@@ -69,7 +58,7 @@ describe("end to end with real agents", () => {
       assert.strictEqual(job.state, "completed")
       assert.deepStrictEqual(job.tasks.map((t) => t.state), ["completed", "completed"])
 
-      const events = yield* allEvents(c, id)
+      const events = yield* c.allEvents(id)
       assert.deepStrictEqual(events.map((e) => e.seq), events.map((_, i) => i + 1))
       const lines = events.filter((e) => e.stream === "stdout" || e.stream === "stderr").map((e) => [e.task, e.stream, e.payload])
       assert.deepStrictEqual(lines, [
@@ -111,7 +100,7 @@ describe("end to end with real agents", () => {
       assert.strictEqual(job.state, "failed")
       assert.isFalse(job.cancelled)
       assert.deepStrictEqual(job.tasks.map((t) => t.state), ["failed", "failed"])
-      const events = yield* allEvents(c, id)
+      const events = yield* c.allEvents(id)
       assert.isTrue(events.some((e) => e.stream === "task" && /exit code 3$/.test(e.payload)))
       assert.isFalse(events.some((e) => e.payload === "should not run"))
       const outputs = yield* c.api.jobs.outputs({ path: { job: id as any } })
@@ -165,7 +154,7 @@ describe("end to end with real agents", () => {
             payload: { name: "count", target: "default", output_rules: [], tasks: [task("count", "seq 1 500")] }
           })
           const job = yield* finish(c, id)
-          const events = yield* allEvents(c, id)
+          const events = yield* c.allEvents(id)
           return { token: user.token, id, job, events }
         })
       )
@@ -177,7 +166,7 @@ describe("end to end with real agents", () => {
       const c = yield* Testing.client(url, first.token)
       const job = yield* c.api.jobs.get({ path: { job: first.id as any } })
       assert.deepStrictEqual(job, first.job)
-      assert.deepStrictEqual(yield* allEvents(c, first.id), first.events)
+      assert.deepStrictEqual(yield* c.allEvents(first.id), first.events)
 
       const from = 300
       const resumed = yield* c.watch(first.id, { minseq: from }).pipe(Stream.runCollect, Effect.map(Chunk.toArray))

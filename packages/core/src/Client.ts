@@ -9,6 +9,7 @@ import type { HttpClientError } from "@effect/platform"
 import * as Sse from "@effect/experimental/Sse"
 import { Effect, Option, Schema, Stream } from "effect"
 import { BuildomatApi } from "./Api.js"
+import type { JobId } from "./Ids.js"
 import { JobEvent } from "./Jobs.js"
 
 /**
@@ -114,7 +115,24 @@ export const make = (options: ClientOptions) =>
       return http.execute(req).pipe(Effect.flatMap(HttpClientResponse.filterStatusOk))
     }
 
-    return { api, http, watch, download, url: options.url } as const
+    /**
+     * Every event of a job from `minseq` (default 1) on, reading `GET /0/jobs/{job}/events`
+     * page by page (the server answers at most 1000 per call) until a page comes back empty.
+     */
+    const allEvents = (job: string, minseq = 1) =>
+      Effect.gen(function*() {
+        const out: Array<JobEvent> = []
+        for (;;) {
+          const page = yield* api.jobs.events({
+            path: { job: job as JobId },
+            urlParams: { minseq: out.length === 0 ? minseq : out[out.length - 1]!.seq + 1 }
+          })
+          if (page.length === 0) return out
+          out.push(...page)
+        }
+      })
+
+    return { api, http, watch, download, allEvents, url: options.url } as const
   })
 
 /**

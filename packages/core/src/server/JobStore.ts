@@ -244,22 +244,40 @@ const make = Effect.gen(function*() {
       return { id }
     })
 
+  /** A job's tasks, in order. */
+  const taskRows = (job: string) =>
+    sql<{
+      seq: number
+      name: string
+      script: string
+      env_clear: number
+      env: string
+      user_id: number | null
+      group_id: number | null
+      workdir: string | null
+      complete: number
+      failed: number
+    }>`SELECT * FROM task WHERE job = ${job} ORDER BY seq`
+
+  /** A job's output rules, in order, with their flags as booleans. */
+  const ruleRows = (job: string) =>
+    sql<{ rule: string; ignore: number; size_change_ok: number; require_match: number }>`
+      SELECT * FROM job_output_rule WHERE job = ${job} ORDER BY seq`.pipe(
+      Effect.map((rows) =>
+        rows.map((r): OutputRules.OutputRule => ({
+          rule: r.rule,
+          ignore: r.ignore === 1,
+          size_change_ok: r.size_change_ok === 1,
+          require_match: r.require_match === 1
+        }))
+      )
+    )
+
   /** The job view (`GET /0/job/{job}`). */
   const view = (j: JobRow) =>
     Effect.gen(function*() {
-      const tasks = yield* sql<{
-        name: string
-        script: string
-        env_clear: number
-        env: string
-        user_id: number | null
-        group_id: number | null
-        workdir: string | null
-        complete: number
-        failed: number
-      }>`SELECT * FROM task WHERE job = ${j.id} ORDER BY seq`
-      const rules = yield* sql<{ rule: string; ignore: number; size_change_ok: number; require_match: number }>`
-        SELECT * FROM job_output_rule WHERE job = ${j.id} ORDER BY seq`
+      const tasks = yield* taskRows(j.id)
+      const rules = yield* ruleRows(j.id)
       const tags = yield* sql<{ name: string; value: string }>`SELECT name, value FROM job_tag WHERE job = ${j.id}`
       const times = yield* sql<{ name: string; time: string }>`SELECT name, time FROM job_time WHERE job = ${j.id}`
       const target = yield* sql<{ name: string }>`SELECT name FROM target WHERE id = ${j.target_id}`
@@ -269,14 +287,7 @@ const make = Effect.gen(function*() {
         name: j.name,
         target: j.target,
         target_real: target[0]?.name ?? j.target,
-        output_rules: rules.map((r) =>
-          OutputRules.render({
-            rule: r.rule,
-            ignore: r.ignore === 1,
-            size_change_ok: r.size_change_ok === 1,
-            require_match: r.require_match === 1
-          })
-        ),
+        output_rules: rules.map(OutputRules.render),
         tasks: tasks.map((t): Task => ({
           name: t.name,
           script: t.script,
@@ -499,27 +510,12 @@ const make = Effect.gen(function*() {
   /** The job as the agent receives it in a ping. */
   const pingJob = (j: JobRow) =>
     Effect.gen(function*() {
-      const tasks = yield* sql<{
-        seq: number
-        name: string
-        script: string
-        env_clear: number
-        env: string
-        user_id: number | null
-        group_id: number | null
-        workdir: string | null
-      }>`SELECT * FROM task WHERE job = ${j.id} ORDER BY seq`
-      const rules = yield* sql<{ rule: string; ignore: number; size_change_ok: number; require_match: number }>`
-        SELECT * FROM job_output_rule WHERE job = ${j.id} ORDER BY seq`
+      const tasks = yield* taskRows(j.id)
+      const rules = yield* ruleRows(j.id)
       const out: WorkerPingJob = {
         id: j.id,
         name: j.name,
-        output_rules: rules.map((r) => ({
-          rule: r.rule,
-          ignore: r.ignore === 1,
-          size_change_ok: r.size_change_ok === 1,
-          require_match: r.require_match === 1
-        })),
+        output_rules: rules,
         tasks: tasks.map((t) => ({
           id: t.seq,
           name: t.name,
