@@ -1,168 +1,257 @@
-import type { Workers } from "@buildomat/core"
-import { Ids } from "@buildomat/core"
+/**
+ * `Agent.run` in-process against the real core server (SQLite, HTTP on loopback, its scheduler
+ * and provisioning loops), with real bash tasks. The test's worker provider starts an agent for
+ * each worker the server asks for; what is asserted is what a user sees through the API.
+ */
+import type { WorkerProvider } from "@buildomat/core"
+import { Testing } from "@buildomat/core/server"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Logger, LogLevel } from "effect"
+import { Deferred, Effect, Exit, Fiber, Logger, LogLevel, Queue, Schedule } from "effect"
+import * as Crypto from "node:crypto"
 import * as fs from "node:fs/promises"
-import * as os from "node:os"
 import * as path from "node:path"
 import * as Agent from "../src/Agent.js"
-import type { FakeServer } from "./fixtures/fakeServer.js"
-import { makeState, serve } from "./fixtures/fakeServer.js"
+import type { Machine, Proxy } from "./fixtures/server.js"
+import {
+  ADMIN,
+  allEvents,
+  destroyedCount,
+  finish,
+  jobId,
+  jobSubmit,
+  startProxy,
+  startServer,
+  statuses,
+  waitUntil
+} from "./fixtures/server.js"
 
-const tempDir = (prefix: string) =>
-  Effect.acquireRelease(
-    Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), prefix))),
-    (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
-  )
+interface InProcessAgent extends Machine {
+  readonly request: WorkerProvider.CreateWorkerRequest
+  readonly stateDir: string
+  readonly root: string
+  readonly fiber: Fiber.RuntimeFiber<void, Agent.AgentError>
+}
 
-const task = (id: number, name: string, script: string, workdir = "/work"): Workers.WorkerPingTask => ({
-  id,
-  name,
-  script,
-  env_clear: false,
-  env: {},
-  uid: 0,
-  gid: 0,
-  workdir
-})
-
-const rule = (r: string, flags: Partial<Workers.WorkerPingOutputRule> = {}): Workers.WorkerPingOutputRule => ({
-  rule: r,
-  ignore: false,
-  size_change_ok: false,
-  require_match: false,
-  ...flags
-})
-
-const job = (tasks: Array<Workers.WorkerPingTask>, output_rules: Array<Workers.WorkerPingOutputRule>) => ({
-  id: Ids.make(),
-  name: "test job",
-  tasks,
-  output_rules,
-  inputs: []
-})
-
-/** Runs an agent against `server` until it powers off (or 30 s pass). */
-const runAgent = (server: FakeServer) =>
+/** Launches `Agent.run` for a worker, talking to `url()` (a proxy) or else the server itself. */
+const inProcess = (url: () => string | undefined = () => undefined) =>
+(request: WorkerProvider.CreateWorkerRequest) =>
   Effect.gen(function*() {
-    const url = yield* serve(server)
-    const stateDir = yield* tempDir("agent-state-")
-    const root = yield* tempDir("agent-root-")
-    yield* Agent.run({ url, bootstrap: server.bootstrap, stateDir, root, pingInterval: "20 millis", busyPingInterval: "100 millis" }).pipe(
+    const stateDir = yield* Testing.tempDirectory("agent-state-")
+    const root = yield* Testing.tempDirectory("agent-root-")
+    const fiber = yield* Agent.run({
+      url: url() ?? request.url,
+      bootstrap: request.bootstrap,
+      stateDir,
+      root,
+      pingInterval: "20 millis",
+      busyPingInterval: "100 millis"
+    }).pipe(
       Effect.provide(NodeHttpClient.layerUndici),
-      Logger.withMinimumLogLevel(LogLevel.Error),
-      Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("the agent did not power off") })
+      Logger.withMinimumLogLevel(LogLevel.None),
+      Effect.forkScoped
     )
-    return { stateDir, root }
+    return { request, stateDir, root, fiber, exited: Fiber.await(fiber), kill: Fiber.interrupt(fiber) } satisfies InProcessAgent
   })
 
-const payloads = (s: FakeServer, stream: string, t?: number) =>
-  s.events.filter((e) => e.stream === stream && (t === undefined || e.task === t)).map((e) => e.payload)
+/** The agent's own end: it must power off by itself, not be killed. */
+const agentEnd = (agent: InProcessAgent) =>
+  Fiber.await(agent.fiber).pipe(
+    Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("the agent did not power off") }),
+    Effect.orDie
+  )
 
-describe("Agent.run", () => {
+const sha256 = (data: Buffer | string) => Crypto.createHash("sha256").update(data).digest("hex")
+
+/** [task, stream, payload] of events, with durations blanked. */
+const shape = (events: ReadonlyArray<{ task?: number | null | undefined; stream: string; payload: string }>) =>
+  events.map((e) => [e.task ?? null, e.stream, e.payload.replace(/duration \d+ ms/, "duration N ms")])
+
+describe("Agent.run against the real server", () => {
   it.scopedLive("runs the job: tasks until the first failure, every line, outputs in chunks, completion", () =>
     Effect.gen(function*() {
-      const big = 6 * 1024 * 1024 + 5 // two chunks
-      const server = makeState(job([
-        task(0, "make", `mkdir -p out/sub\necho hello > out/a.txt\nhead -c ${big} /dev/zero > out/big.bin\necho nested > out/sub/n.txt\necho "task $BUILDOMAT_TASK_ID in $PWD"\necho oops >&2`),
-        task(1, "fail", "echo second\nexit 3"),
-        task(2, "never", "echo must not run")
-      ], [rule("/work/out/*.txt"), rule("/work/out/*.bin")]))
-      server.refuseBootstraps = 2 // not associated yet: the agent keeps trying
-      server.failAppends = 1 // the server hiccups: the batch is sent again
-      const { root, stateDir } = yield* runAgent(server)
+      let proxy: Proxy | undefined
+      const server = yield* startServer({
+        launch: inProcess(() => proxy?.url),
+        // The machine is up before the server has recorded it: the agent's first bootstraps
+        // are refused, and it must keep trying.
+        beforeAssociate: waitUntil(
+          "a refused bootstrap",
+          () => statuses(proxy!, /^\/0\/worker\/bootstrap$/).includes(401)
+        )
+      })
+      // The server hiccups on appends: a 500, then a cut connection. Each batch is sent again.
+      proxy = yield* startProxy(server.url, { appendFaults: [500, "drop", 503] })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "alice")
 
-      assert.strictEqual(server.bootstrapAttempts, 3)
-      const agentJson = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(stateDir, "agent.json"), "utf8")))
-      assert.strictEqual(agentJson.token, server.token)
+      const big = 6 * 1024 * 1024 + 5 // two chunks of 5 MiB at most
+      const { id } = yield* c.api.jobs.submit({
+        payload: jobSubmit([
+          {
+            name: "make",
+            script: [
+              "mkdir -p out/sub",
+              "echo hello > out/a.txt",
+              `head -c ${big} /dev/zero > out/big.bin`,
+              "echo nested > out/sub/n.txt",
+              "echo \"task $BUILDOMAT_TASK_ID in $PWD\"",
+              "sleep 0.2",
+              "echo oops >&2",
+              "sleep 0.2",
+              "seq 1 350"
+            ].join("\n"),
+            workdir: "/work"
+          },
+          { name: "fail", script: "echo second\nexit 3", workdir: "/work" },
+          { name: "never", script: "echo must not run", workdir: "/work" }
+        ], ["/work/out/*.txt", "/work/out/*.bin"])
+      })
+      const agent = yield* Queue.take(server.launched)
+      const job = yield* finish(c, id)
+
+      assert.strictEqual(job.state, "failed")
+      assert.deepStrictEqual(job.tasks.map((t) => t.state), ["completed", "failed", "failed"])
+
+      // Bootstrap: refused until the worker was associated, then accepted once, with the token
+      // the agent keeps in its state directory (mode 0600).
+      const boots = proxy.log.filter((e) => e.path === "/0/worker/bootstrap")
+      assert.isAtLeast(boots.length, 2)
+      assert.deepStrictEqual(boots.map((e) => e.status), [...boots.slice(1).map(() => 401), 201])
+      const agentJson = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(agent.stateDir, "agent.json"), "utf8")))
       assert.match(agentJson.token, /^[A-Za-z0-9]{64}$/)
-      assert.strictEqual((yield* Effect.promise(() => fs.stat(path.join(stateDir, "agent.json")))).mode & 0o777, 0o600)
-      yield* Effect.promise(() => fs.access(path.join(stateDir, "job.json")))
+      for (const b of boots) {
+        assert.deepStrictEqual(JSON.parse(b.body!), { bootstrap: agent.request.bootstrap, token: agentJson.token })
+      }
+      assert.strictEqual((yield* Effect.promise(() => fs.stat(path.join(agent.stateDir, "agent.json")))).mode & 0o777, 0o600)
+      yield* Effect.promise(() => fs.access(path.join(agent.stateDir, "job.json")))
 
-      assert.deepStrictEqual(payloads(server, "stdout", 0), [`task 0 in ${path.join(root, "work")}`])
-      assert.deepStrictEqual(payloads(server, "stderr", 0), ["oops"])
-      assert.deepStrictEqual(payloads(server, "stdout", 1), ["second"])
-      assert.deepStrictEqual(payloads(server, "stdout", 2), [])
-      const taskEvents = payloads(server, "task")
-      assert.deepStrictEqual(taskEvents.filter((p) => p.startsWith("starting")), [
-        "starting task 0: \"make\"",
-        "starting task 1: \"fail\""
+      // Every event once, in order, despite the failed appends.
+      const appends = statuses(proxy, /^\/1\/worker\/job\/[^/]+\/append$/)
+      assert.deepStrictEqual(appends.slice(0, 3), [500, "dropped", 503])
+      assert.isTrue(appends.slice(3).every((s) => s === 204), JSON.stringify(appends))
+      const events = yield* allEvents(c, id)
+      assert.deepStrictEqual(events.map((e) => e.seq), events.map((_, i) => i + 1))
+      assert.match(events[0]!.payload, new RegExp(`^job assigned to worker ${agent.request.worker} \\[factory test, test-`))
+      assert.deepStrictEqual(shape(events.slice(1)), [
+        [0, "task", "starting task 0: \"make\""],
+        [0, "stdout", `task 0 in ${path.join(agent.root, "work")}`],
+        [0, "stderr", "oops"],
+        ...Array.from({ length: 350 }, (_, i) => [0, "stdout", String(i + 1)]),
+        [0, "task", "process exited: duration N ms, exit code 0"],
+        [1, "task", "starting task 1: \"fail\""],
+        [1, "stdout", "second"],
+        [1, "task", "process exited: duration N ms, exit code 3"],
+        [null, "worker", "found 2 output files"],
+        [null, "worker", "uploading: /work/out/a.txt (6 bytes)"],
+        [null, "worker", "uploaded: /work/out/a.txt"],
+        [null, "worker", `uploading: /work/out/big.bin (${big} bytes)`],
+        [null, "worker", "uploaded: /work/out/big.bin"],
+        [null, "control", "task 2 was incomplete, marked failed"]
       ])
-      assert.match(taskEvents.at(-1)!, /^process exited: duration \d+ ms, exit code 3$/)
-      assert.deepStrictEqual(server.taskCompletes, [{ task: 0, failed: false }, { task: 1, failed: true }])
-      assert.deepStrictEqual(server.jobComplete, { failed: true })
+      // The agent's clock, as it produced each line, never goes backwards.
+      const remote = events.slice(1, -1).map((e) => Date.parse(e.time_remote!))
+      assert.deepStrictEqual(remote, [...remote].sort((a, b) => a - b))
 
-      // Each task's events precede its completion; event order survives the failed append.
-      assert.isTrue(server.appendAttempts.length >= 2)
-      const times = server.events.map((e) => Date.parse(e.time))
-      assert.deepStrictEqual(times, [...times].sort((a, b) => a - b))
+      // Outputs: in chunks of at most 5 MiB, stored with their size and SHA-256.
+      const chunks = proxy.log.filter((e) => /^\/0\/worker\/job\/[^/]+\/chunk$/.test(e.path))
+      assert.deepStrictEqual(chunks.map((e) => [e.size, e.status]), [[6, 201], [5 * 1024 * 1024, 201], [big - 5 * 1024 * 1024, 201]])
+      const digests = yield* c.api.jobs.outputDigests({ path: { job: jobId(id) } })
+      assert.deepStrictEqual(digests.map((o) => [o.path, o.size, o.sha256]), [
+        ["/work/out/a.txt", 6, sha256("hello\n")],
+        ["/work/out/big.bin", big, sha256(Buffer.alloc(big))]
+      ])
 
-      assert.deepStrictEqual(payloads(server, "worker"), [
-        "found 2 output files",
-        "uploading: /work/out/a.txt (6 bytes)",
-        "uploaded: /work/out/a.txt",
-        `uploading: /work/out/big.bin (${big} bytes)`,
-        "uploaded: /work/out/big.bin"
-      ])
-      assert.deepStrictEqual(server.outputs.map((o) => [o.path, o.size]), [
-        ["/work/out/a.txt", 6],
-        ["/work/out/big.bin", big]
-      ])
-      assert.strictEqual(server.outputs[0]!.data.toString(), "hello\n")
-      assert.isTrue(server.outputs[1]!.data.every((b) => b === 0))
-      assert.strictEqual(server.chunks.size, 3)
+      // The worker is recycled: the agent powers off by itself and the machine is destroyed.
+      assert.isTrue(Exit.isSuccess(yield* agentEnd(agent)))
+      yield* destroyedCount(server)
+      assert.deepStrictEqual(server.destroyed, [{ instanceId: `test-${agent.request.worker}`, worker: agent.request.worker, killed: false }])
     }))
 
   it.scopedLive("a job whose tasks succeed and whose required outputs exist completes", () =>
     Effect.gen(function*() {
-      const server = makeState(job([task(0, "only", "echo built > out.txt")], [rule("/work/*.txt", { require_match: true })]))
-      yield* runAgent(server)
-      assert.deepStrictEqual(server.jobComplete, { failed: false })
-      assert.deepStrictEqual(server.outputs.map((o) => o.path), ["/work/out.txt"])
+      const server = yield* startServer({ launch: inProcess() })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "bob")
+      const { id } = yield* c.api.jobs.submit({
+        payload: jobSubmit([{ name: "only", script: "echo built > out.txt", workdir: "/work" }], ["=/work/*.txt"])
+      })
+      const agent = yield* Queue.take(server.launched)
+      const job = yield* finish(c, id)
+      assert.strictEqual(job.state, "completed")
+      assert.deepStrictEqual(job.tasks.map((t) => t.state), ["completed"])
+      const digests = yield* c.api.jobs.outputDigests({ path: { job: jobId(id) } })
+      assert.deepStrictEqual(digests.map((o) => [o.path, o.size, o.sha256]), [["/work/out.txt", 6, sha256("built\n")]])
+      const events = yield* allEvents(c, id)
+      assert.deepStrictEqual(shape(events.filter((e) => e.stream === "worker")), [
+        [null, "worker", "found 1 output files"],
+        [null, "worker", "uploading: /work/out.txt (6 bytes)"],
+        [null, "worker", "uploaded: /work/out.txt"]
+      ])
+      assert.isTrue(Exit.isSuccess(yield* agentEnd(agent)))
+      yield* destroyedCount(server)
+      assert.isFalse(server.destroyed[0]!.killed)
     }))
 
   it.scopedLive("fails the job when a required rule matches nothing, or an output is over quota", () =>
     Effect.gen(function*() {
-      const server = makeState(job([task(0, "only", "echo 1234567890 > big.txt")], [
-        rule("/work/*.txt"),
-        rule("/work/*.zip", { require_match: true })
-      ]))
-      server.maxOutput = 5
-      yield* runAgent(server)
-      assert.deepStrictEqual(server.taskCompletes, [{ task: 0, failed: false }])
-      assert.deepStrictEqual(server.jobComplete, { failed: true })
-      assert.deepStrictEqual(server.outputs, [])
-      assert.deepStrictEqual(payloads(server, "worker"), [
-        "found 1 output files",
-        "upload error: /work/big.txt is 11 bytes, more than the 5 bytes an output may be",
-        "upload error: rule \"/work/*.zip\" required a match, but was not used"
+      const server = yield* startServer({ launch: inProcess(), maxBytesPerFile: 5 })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "carol")
+      const { id } = yield* c.api.jobs.submit({
+        payload: jobSubmit([{ name: "only", script: "echo 1234567890 > big.txt", workdir: "/work" }], [
+          "/work/*.txt",
+          "=/work/*.zip"
+        ])
+      })
+      const agent = yield* Queue.take(server.launched)
+      const job = yield* finish(c, id)
+      assert.strictEqual(job.state, "failed")
+      assert.deepStrictEqual(job.tasks.map((t) => t.state), ["completed"])
+      assert.deepStrictEqual(yield* c.api.jobs.outputs({ path: { job: jobId(id) } }), [])
+      const events = yield* allEvents(c, id)
+      assert.deepStrictEqual(shape(events.filter((e) => e.stream === "worker")), [
+        [null, "worker", "found 1 output files"],
+        [null, "worker", "upload error: /work/big.txt is 11 bytes, more than the 5 bytes an output may be"],
+        [null, "worker", "upload error: rule \"/work/*.zip\" required a match, but was not used"]
       ])
+      assert.isTrue(Exit.isSuccess(yield* agentEnd(agent)))
     }))
 
-  it.scopedLive("after a restart during a job, reports failure and never runs the job again", () =>
+  it.scopedLive("a job cancelled before the agent picks it up: the agent powers off without running it", () =>
     Effect.gen(function*() {
-      const server = makeState(job([task(0, "once", "echo ran")], []))
-      const url = yield* serve(server)
-      const stateDir = yield* tempDir("agent-state-")
-      yield* Effect.promise(() => fs.writeFile(path.join(stateDir, "job.json"), "{}"))
-      yield* Agent.run({ url, bootstrap: server.bootstrap, stateDir, pingInterval: "20 millis" }).pipe(
-        Effect.provide(NodeHttpClient.layerUndici),
-        Logger.withMinimumLogLevel(LogLevel.None),
-        Effect.timeout("30 seconds")
+      // The agent's first ping is held on the way (a slow network) while the user cancels.
+      const release = yield* Deferred.make<void>()
+      let pings = 0
+      let proxy: Proxy | undefined
+      const server = yield* startServer({ launch: inProcess(() => proxy?.url) })
+      proxy = yield* startProxy(server.url, {
+        gate: (method, p) =>
+          method === "GET" && p === "/0/worker/ping" && pings++ === 0
+            ? Effect.runPromise(Deferred.await(release))
+            : undefined
+      })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "dave")
+      const { id } = yield* c.api.jobs.submit({ payload: jobSubmit([{ name: "t", script: "echo must not run" }]) })
+      const agent = yield* Queue.take(server.launched)
+      yield* waitUntil("the first ping", () => pings > 0)
+      // The scheduler assigns the job to the worker once it has bootstrapped.
+      yield* c.api.jobs.get({ path: { job: jobId(id) } }).pipe(
+        Effect.repeat({ until: (j) => j.state === "running", schedule: Schedule.spaced("20 millis") }),
+        Effect.timeout("10 seconds")
       )
-      assert.deepStrictEqual(server.fails, ["agent restarted during a job"])
-      assert.deepStrictEqual(server.events, [])
-      assert.deepStrictEqual(server.taskCompletes, [])
-      assert.isUndefined(server.jobComplete)
-    }))
+      yield* c.api.jobs.cancel({ path: { job: jobId(id) } })
+      const job = yield* finish(c, id)
+      assert.strictEqual(job.state, "failed")
+      yield* Deferred.succeed(release, undefined)
 
-  it.scopedLive("a power-off while idle ends the agent", () =>
-    Effect.gen(function*() {
-      const server = makeState()
-      server.poweroff = true
-      yield* runAgent(server)
-      assert.isAtLeast(server.pings, 1)
-      assert.isUndefined(server.jobComplete)
+      assert.isTrue(Exit.isSuccess(yield* agentEnd(agent)))
+      const events = yield* allEvents(c, id)
+      assert.deepStrictEqual(events.map((e) => [e.stream, e.payload.replace(/ .*/, "")]), [
+        ["control", "job"],
+        ["control", "job"]
+      ])
+      assert.strictEqual(events[1]!.payload, "job cancelled")
+      const adopted = yield* Effect.promise(() => fs.access(path.join(agent.stateDir, "job.json")).then(() => true, () => false))
+      assert.isFalse(adopted)
+      yield* destroyedCount(server)
+      assert.isFalse(server.destroyed[0]!.killed)
     }))
 })

@@ -1,29 +1,27 @@
 /**
- * The agent as a real process (`src/bin.ts` under tsx, as the bundle runs it), the way a
- * provider starts it: in its own process group, killed as a group.
+ * The agent as a real process (`src/bin.ts` under tsx, as the bundle runs it) against the real
+ * core server, started the way a provider starts it: in its own process group, killed as a group.
  */
-import type { Workers } from "@buildomat/core"
-import { Ids } from "@buildomat/core"
+import type { WorkerProvider } from "@buildomat/core"
+import { Testing } from "@buildomat/core/server"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Queue } from "effect"
 import { spawn } from "node:child_process"
-import * as fs from "node:fs/promises"
-import * as os from "node:os"
-import * as path from "node:path"
+import type { ChildProcess } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import type { FakeServer } from "./fixtures/fakeServer.js"
-import { makeState, serve } from "./fixtures/fakeServer.js"
+import type { Machine } from "./fixtures/server.js"
+import { ADMIN, allEvents, destroyedCount, finish, jobSubmit, startServer } from "./fixtures/server.js"
 
 const BIN = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
 
-const tempDir = (prefix: string) =>
-  Effect.acquireRelease(
-    Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), prefix))),
-    (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
-  )
+interface AgentProcess {
+  readonly child: ChildProcess
+  /** Resolves with the exit code (null when killed by a signal) and what it wrote to stderr. */
+  readonly exited: Effect.Effect<{ readonly code: number | null; readonly stderr: string }>
+}
 
-/** Starts the agent; the effect resolves with its exit code. Killed with its group on scope exit. */
-const startAgent = (args: Array<string>) =>
+/** Starts the agent in its own process group; the group is killed when the scope closes. */
+const startAgent = (args: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
@@ -32,71 +30,101 @@ const startAgent = (args: Array<string>) =>
           stdio: ["ignore", "ignore", "pipe"]
         })
       ),
-      (c) => Effect.sync(() => {
-        if (c.exitCode === null && c.signalCode === null) process.kill(-c.pid!, "SIGKILL")
-      })
+      (c) =>
+        Effect.sync(() => {
+          if (c.exitCode === null && c.signalCode === null) process.kill(-c.pid!, "SIGKILL")
+        })
     )
     let stderr = ""
     child.stderr!.on("data", (d) => (stderr += String(d)))
-    const exited = Effect.async<{ code: number | null; stderr: string }>((resume) => {
-      child.once("exit", (code) => resume(Effect.succeed({ code, stderr })))
-    })
-    return { child, exited }
+    const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+      child.once("exit", (code) => resolve({ code, stderr }))
+    )
+    return { child, exited: Effect.promise(() => done) } satisfies AgentProcess
   })
 
-const waitFor = (what: string, condition: () => boolean) =>
+interface Launched extends AgentProcess {
+  readonly request: WorkerProvider.CreateWorkerRequest
+  readonly args: ReadonlyArray<string>
+  readonly kill: Machine["kill"]
+}
+
+/** The provider's machine: an agent process with its own state and root directories. */
+const launch = (request: WorkerProvider.CreateWorkerRequest) =>
   Effect.gen(function*() {
-    for (let i = 0; i < 300 && !condition(); i++) yield* Effect.sleep("100 millis")
-    if (!condition()) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+    const state = yield* Testing.tempDirectory("agent-state-")
+    const root = yield* Testing.tempDirectory("agent-root-")
+    const args = ["run", "--url", request.url, "--bootstrap", request.bootstrap, "--state-dir", state, "--root", root]
+    const agent = yield* startAgent(args)
+    return {
+      ...agent,
+      request,
+      args,
+      kill: Effect.sync(() => process.kill(-agent.child.pid!, "SIGKILL"))
+    } satisfies Launched
   })
 
-const oneTaskJob = (script: string): Workers.WorkerPingJob => ({
-  id: Ids.make(),
-  name: "process test",
-  tasks: [{ id: 0, name: "t", script, env_clear: false, env: {}, uid: 0, gid: 0, workdir: "/" }],
-  output_rules: [],
-  inputs: []
-})
-
-const started = (s: FakeServer) => s.events.some((e) => e.payload === "starting task 0: \"t\"")
-
-describe("buildomat-agent (process)", () => {
+describe("buildomat-agent (process) against the real server", () => {
   it.scopedLive("runs a job and exits 0 on power-off; usage errors exit 2", () =>
     Effect.gen(function*() {
-      const server = makeState(oneTaskJob("echo from a real agent"))
-      const url = yield* serve(server)
-      const state = yield* tempDir("agent-state-")
-      const root = yield* tempDir("agent-root-")
-      const agent = yield* startAgent(["run", "--url", url, "--bootstrap", server.bootstrap, "--state-dir", state, "--root", root])
-      const { code } = yield* agent.exited
+      const server = yield* startServer({ launch })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "erin")
+      const { id } = yield* c.api.jobs.submit({ payload: jobSubmit([{ name: "t", script: "echo from a real agent" }]) })
+      const agent = yield* Queue.take(server.launched)
+      const job = yield* finish(c, id)
+      assert.strictEqual(job.state, "completed")
+      const events = yield* allEvents(c, id)
+      assert.deepStrictEqual(
+        events.filter((e) => e.stream === "stdout").map((e) => [e.task, e.payload]),
+        [[0, "from a real agent"]]
+      )
+      const { code } = yield* agent.exited.pipe(Effect.timeout("30 seconds"))
       assert.strictEqual(code, 0)
-      assert.deepStrictEqual(server.jobComplete, { failed: false })
-      assert.isTrue(server.events.some((e) => e.stream === "stdout" && e.payload === "from a real agent"))
+      yield* destroyedCount(server)
+      assert.isFalse(server.destroyed[0]!.killed)
 
       const bad = yield* startAgent(["run", "--bootstrap", "x"])
-      const usage = yield* bad.exited
-      assert.strictEqual(usage.code, 2)
-      assert.match(usage.stderr, /--url \(or BUILDOMAT_URL\) is required/)
+      const unknown = yield* startAgent(["walk", "--url", server.url, "--bootstrap", "x", "--state-dir", "/tmp"])
+      const [noUrl, noCommand] = yield* Effect.all([bad.exited, unknown.exited], { concurrency: 2 })
+      assert.strictEqual(noUrl.code, 2)
+      assert.match(noUrl.stderr, /--url \(or BUILDOMAT_URL\) is required/)
+      assert.strictEqual(noCommand.code, 2)
+      assert.match(noCommand.stderr, /unknown command "walk"/)
     }))
 
   it.scopedLive("killed mid-job and restarted, it reports failure instead of running the job again", () =>
     Effect.gen(function*() {
-      const server = makeState(oneTaskJob("echo started; sleep 60"))
-      const url = yield* serve(server)
-      const state = yield* tempDir("agent-state-")
-      const root = yield* tempDir("agent-root-")
-      const args = ["run", "--url", url, "--bootstrap", server.bootstrap, "--state-dir", state, "--root", root]
-      const first = yield* startAgent(args)
-      yield* waitFor("the task to start", () => started(server))
+      const server = yield* startServer({ launch })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "frank")
+      const { id } = yield* c.api.jobs.submit({ payload: jobSubmit([{ name: "t", script: "echo started; sleep 60" }]) })
+      const first = yield* Queue.take(server.launched)
+      let seen: ReadonlyArray<{ stream: string; payload: string }> = []
+      yield* Effect.gen(function*() {
+        seen = yield* allEvents(c, id)
+      }).pipe(
+        Effect.repeat({ until: () => seen.some((e) => e.stream === "stdout" && e.payload === "started") }),
+        Effect.timeout("30 seconds")
+      )
       // As a provider does: kill the agent's process group, which holds the task too.
       process.kill(-first.child.pid!, "SIGKILL")
       yield* first.exited
 
-      const second = yield* startAgent(args)
-      const { code } = yield* second.exited
-      assert.strictEqual(code, 0)
-      assert.deepStrictEqual(server.fails, ["agent restarted during a job"])
-      assert.strictEqual(server.events.filter((e) => e.payload === "starting task 0: \"t\"").length, 1)
-      assert.isUndefined(server.jobComplete)
+      const second = yield* startAgent(first.args)
+      const job = yield* finish(c, id)
+      assert.strictEqual(job.state, "failed")
+      assert.deepStrictEqual(job.tasks.map((t) => t.state), ["failed"])
+      const events = yield* allEvents(c, id)
+      assert.deepStrictEqual(events.slice(1).map((e) => [e.task ?? null, e.stream, e.payload]), [
+        [0, "task", "starting task 0: \"t\""],
+        [0, "stdout", "started"],
+        [null, "control", "worker agent experienced a fatal error; aborting job"],
+        [null, "control", "task 0 was incomplete, marked failed"]
+      ])
+      // The worker is held for an operator to look at, so it is not destroyed, and the agent
+      // stays up, pinging, without running anything.
+      yield* Effect.sleep("500 millis")
+      assert.strictEqual((yield* allEvents(c, id)).length, events.length)
+      assert.isNull(second.child.exitCode)
+      assert.deepStrictEqual(server.destroyed, [])
     }))
 })
