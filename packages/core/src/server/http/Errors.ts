@@ -1,0 +1,62 @@
+/**
+ * Error mapping for what happens before a handler runs: unreadable and oversized bodies.
+ *
+ * @since 0.1.0
+ */
+import { FileSystem, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type { HttpApp } from "@effect/platform"
+import { HttpServerError } from "@effect/platform"
+import { Cause, Effect, Option } from "effect"
+import { MAX_REQUEST_BODY } from "../../Api.js"
+import * as Ids from "../../Ids.js"
+
+const tooLarge = () =>
+  HttpServerResponse.unsafeJson(
+    { _tag: "PayloadTooLarge", message: `the request body is larger than ${MAX_REQUEST_BODY} bytes`, request_id: Ids.make() },
+    { status: 413 }
+  )
+
+/** Refuses a declared body over the limit at once, and caps what is read of any other. */
+const limitBody = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (req) => {
+    const declared = Number(req.headers["content-length"] ?? "0")
+    if (declared > MAX_REQUEST_BODY) return Effect.succeed(tooLarge())
+    return Effect.provideService(app, HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(MAX_REQUEST_BODY)))
+  })
+
+const requestError = (cause: Cause.Cause<unknown>): Option.Option<HttpServerError.RequestError> => {
+  for (const d of [...Cause.defects(cause), ...Cause.failures(cause)]) {
+    if (HttpServerError.isServerError(d) && (d as HttpServerError.HttpServerError)._tag === "RequestError") {
+      return Option.some(d as HttpServerError.RequestError)
+    }
+  }
+  return Option.none()
+}
+
+/**
+ * Turns a request body that cannot be read into a JSON error: 413 when it is larger than
+ * 10 MiB, 400 with the parser's message when it is not valid JSON. (Without this, Effect's
+ * HttpApi answers such bodies with a 500.)
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const errorMapping = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.catchAllCause(limitBody(app), (cause) =>
+    Option.match(requestError(cause), {
+      onNone: () => Effect.failCause(cause),
+      onSome: (e) => {
+        const msg = String((e.cause as Error | undefined)?.message ?? e.description ?? e.message)
+        if (msg.includes("maxBytes")) return Effect.succeed(tooLarge())
+        return Effect.succeed(
+          HttpServerResponse.unsafeJson(
+            {
+              _tag: "BadRequest",
+              message: `the request body could not be read as JSON: ${msg}`,
+              request_id: Ids.make()
+            },
+            { status: 400 }
+          )
+        )
+      }
+    }))
