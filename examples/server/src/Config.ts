@@ -13,6 +13,7 @@
  *
  * [job]
  * max_size_per_file_mb = 1024    # the largest output, MiB (buildomat's default)
+ * max_runtime = 86400            # seconds a job may run once assigned (buildomat `job.max_runtime`)
  *
  * [providers.local]              # agents as local processes (@buildomat/provider-local)
  * targets = ["default"]
@@ -45,7 +46,8 @@ export const ConfigFile = Schema.Struct({
   }),
   job: Schema.optionalWith(
     Schema.Struct({
-      max_size_per_file_mb: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1024 })
+      max_size_per_file_mb: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1024 }),
+      max_runtime: Schema.optional(Schema.Int.pipe(Schema.positive()))
     }).annotations(strict),
     { default: () => ({ max_size_per_file_mb: 1024 }) }
   ),
@@ -69,6 +71,7 @@ export interface ResolvedConfig {
   readonly adminToken: string
   readonly adminTokenFile: string | undefined
   readonly maxBytesPerFile: number
+  readonly maxRuntime: number | undefined
   readonly local: LocalProvider.LocalProviderConfig | undefined
 }
 
@@ -142,6 +145,7 @@ export const load = (file: string | undefined) =>
       adminToken,
       adminTokenFile,
       maxBytesPerFile: cfg.job.max_size_per_file_mb * 1024 * 1024,
+      maxRuntime: cfg.job.max_runtime,
       local
     } satisfies ResolvedConfig
   })

@@ -27,6 +27,7 @@ export const layer = (config: ResolvedConfig): Layer.Layer<Config.ServerUrl, Ser
     host: config.host,
     port: config.port,
     publicUrl: config.publicUrl,
-    maxBytesPerFile: config.maxBytesPerFile
+    maxBytesPerFile: config.maxBytesPerFile,
+    maxRuntime: config.maxRuntime
   }).pipe(Layer.provide(providers))
 }

@@ -6,13 +6,19 @@
  * ```
  * buildomat [-p PROFILE] [-D USER]
  *   info [--json]
- *   job run -n NAME (-c SCRIPT | -C FILE) [-t TARGET] [-e K=V]... [-E] [-O RULE]... [-T K=V]... [-W | --wait]
+ *   job run -n NAME (-c SCRIPT | -C FILE) [-t TARGET] [-e K=V]... [-E] [-O RULE]...
+ *           [-i [NAME=]FILE]... [-d NAME=JOBID]... [-T K=V]... [-W | --wait]
  *   job list|ls [-T K=V]... [-F STATE] [--json]
  *   job show [--json] JOB
  *   job tail [-j] JOB
  *   job outputs [--json] JOB
  *   job copy|cp [--json] JOB SRC_PATH DST_FILE
  *   job cancel JOB
+ *   job store list|ls [--json] JOB | get JOB NAME | put [-s] JOB NAME [VALUE]
+ *   job publish JOB SRC_PATH SERIES VERSION NAME
+ *   job sign [-x] [--json] JOB SRC_PATH
+ *   job timings [-I FROM,TO] [--json] JOB...
+ *   job join [-v] JOB...
  *   user create [--json] NAME            (also: admin user create)
  *   user list|ls [--json]                (also: admin user list)
  * ```

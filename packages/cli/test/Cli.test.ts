@@ -128,7 +128,8 @@ describe("buildomat (in process, loopback server)", () => {
         output_rules: ["=/out/*.txt"],
         tasks: [{ name: "default", script: "echo hi", env_clear: true, env: { A: "1", B: "x=y" } }],
         inputs: [],
-        tags: { k: "v" }
+        tags: { k: "v" },
+        depends: {}
       })
 
       // -C reads the script from a file; the target defaults to "default".

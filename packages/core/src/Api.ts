@@ -21,6 +21,19 @@ import {
   Quota,
   UploadedChunk
 } from "./Jobs.js"
+import {
+  JobAddInput,
+  JobAddInputResult,
+  JobAddInputSync,
+  JobOutputPublish,
+  JobOutputSignedUrl,
+  JobOutputSignedUrlResult,
+  JobStoreValue,
+  JobStoreValueInfo,
+  SignedDownloadQuery,
+  WorkerJobStoreGet,
+  WorkerJobStoreValue
+} from "./JobModel.js"
 import { User, UserCreate, UserCreateResult, WhoamiResult } from "./Users.js"
 import {
   WorkerAddOutput,
@@ -171,6 +184,7 @@ export class JobsGroup extends HttpApiGroup.make("jobs")
       .setPayload(JobSubmit)
       .addSuccess(JobSubmitResult, { status: 201 })
       .addError(Forbidden)
+      .addError(Conflict)
   )
   .add(HttpApiEndpoint.get("get")`/0/job/${job}`.addSuccess(Job))
   .add(HttpApiEndpoint.get("list", "/1/jobs").setUrlParams(JobsListQuery).addSuccess(JobListEntryResultsPage))
@@ -272,6 +286,155 @@ export class WorkerGroup extends HttpApiGroup.make("worker")
 {}
 
 /**
+ * User routes for a job's inputs (buildomat §2.3, §2.8): upload chunks while the job is
+ * `waiting` (`POST /0/jobs/{job}/chunk`, raw octet-stream of at most 10 MiB, 201 `{id}`), then
+ * commit them as a declared input (`POST /1/jobs/{job}/input`, polled by `commit_id`). The legacy
+ * synchronous `POST /0/jobs/{job}/input` (unpublished in buildomat) is kept for old clients and
+ * left out of the OpenAPI document.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class JobInputsGroup extends HttpApiGroup.make("jobInputs")
+  .add(
+    HttpApiEndpoint.post("chunk")`/0/jobs/${job}/chunk`
+      .setPayload(Octets)
+      .addSuccess(UploadedChunk, { status: 201 })
+      .addError(PayloadTooLarge)
+  )
+  .add(HttpApiEndpoint.post("addInput")`/1/jobs/${job}/input`.setPayload(JobAddInput).addSuccess(JobAddInputResult))
+  .add(
+    HttpApiEndpoint.post("addInputSync")`/0/jobs/${job}/input`
+      .setPayload(JobAddInputSync)
+      .addSuccess(HttpApiSchema.NoContent)
+      .annotate(OpenApi.Exclude, true)
+  )
+  .addError(NotFound)
+  .addError(Forbidden)
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(UserAuth)
+{}
+
+const storeName = HttpApiSchema.param("name", Schema.String)
+
+/**
+ * User routes of the job store (buildomat §1.7): named values passed into a running job.
+ * `GET /0/jobs/{job}/store` maps each name to `JobStoreValueInfo` (secret values as `null`);
+ * `PUT /0/jobs/{job}/store/{name}` sets one (204; 409 once the job is complete).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class JobStoreGroup extends HttpApiGroup.make("jobStore")
+  .add(
+    HttpApiEndpoint.get("list")`/0/jobs/${job}/store`.addSuccess(
+      Schema.Record({ key: Schema.String, value: JobStoreValueInfo })
+    )
+  )
+  .add(
+    HttpApiEndpoint.put("put")`/0/jobs/${job}/store/${storeName}`
+      .setPayload(JobStoreValue)
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .addError(NotFound)
+  .addError(Forbidden)
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(UserAuth)
+{}
+
+/**
+ * User routes that hand an output on: publish it at a stable public URL
+ * (`POST /0/jobs/{job}/outputs/{output}/publish`, 204; 409 if the job is not complete or the
+ * name is taken by another file), or sign a URL for it
+ * (`POST /0/jobs/{job}/outputs/{output}/sign`). Also buildomat's legacy, unpublished
+ * `GET /0/jobs` (every job of the user as a `Job`), left out of the OpenAPI document.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class JobOutputsGroup extends HttpApiGroup.make("jobOutputs")
+  .add(
+    HttpApiEndpoint.post("publish")`/0/jobs/${job}/outputs/${output}/publish`
+      .setPayload(JobOutputPublish)
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(
+    HttpApiEndpoint.post("sign")`/0/jobs/${job}/outputs/${output}/sign`
+      .setPayload(JobOutputSignedUrl)
+      .addSuccess(JobOutputSignedUrlResult)
+  )
+  .add(HttpApiEndpoint.get("legacyList", "/0/jobs").addSuccess(Schema.Array(Job)).annotate(OpenApi.Exclude, true))
+  .addError(NotFound)
+  .addError(Forbidden)
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(UserAuth)
+{}
+
+const publicUser = HttpApiSchema.param("username", Schema.String)
+const publicSeries = HttpApiSchema.param("series", Schema.String)
+const publicVersion = HttpApiSchema.param("version", Schema.String)
+const publicName = HttpApiSchema.param("name", Schema.String)
+
+/**
+ * Unauthenticated downloads: published files
+ * (`GET`/`HEAD /0/public/file/{username}/{series}/{version}/{name}`, byte ranges, 404 when the
+ * user or the mapping does not exist), and the server-signed URLs this server hands out when its
+ * object store cannot presign (`GET /ext/0/jobs/{job}/outputs/{output}/signed`, an addition;
+ * 403 when the signature is wrong or has expired).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class PublicGroup extends HttpApiGroup.make("public")
+  .add(
+    HttpApiEndpoint.get("file")`/0/public/file/${publicUser}/${publicSeries}/${publicVersion}/${publicName}`
+      .addSuccess(Octets)
+  )
+  .add(
+    HttpApiEndpoint.head("fileHead")`/0/public/file/${publicUser}/${publicSeries}/${publicVersion}/${publicName}`
+      .addSuccess(Octets)
+  )
+  .add(
+    HttpApiEndpoint.get("signedDownload")`/ext/0/jobs/${job}/outputs/${output}/signed`
+      .setUrlParams(SignedDownloadQuery)
+      .addSuccess(Octets)
+      .addError(Forbidden)
+      .annotate(OpenApi.Description, "Download through a server-signed URL (an addition to buildomat's API).")
+  )
+  .addError(NotFound)
+  .addError(BadRequest)
+{}
+
+const inputFile = HttpApiSchema.param("input", Ids.FileId)
+
+/**
+ * Agent routes of a job's inputs and store (buildomat §2.5): download an input file by its file
+ * id (`GET /0/worker/job/{job}/inputs/{input}`, byte ranges; a copied output is read from the job
+ * that produced it), and read or write store values, secrets included
+ * (`GET`/`PUT /0/worker/job/{job}/store/{name}`, source `worker`).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class WorkerJobGroup extends HttpApiGroup.make("workerJob")
+  .add(HttpApiEndpoint.get("input")`/0/worker/job/${job}/inputs/${inputFile}`.addSuccess(Octets))
+  .add(HttpApiEndpoint.get("storeGet")`/0/worker/job/${job}/store/${storeName}`.addSuccess(WorkerJobStoreGet))
+  .add(
+    HttpApiEndpoint.put("storePut")`/0/worker/job/${job}/store/${storeName}`
+      .setPayload(WorkerJobStoreValue)
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .addError(NotFound)
+  .addError(Forbidden)
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(WorkerAuth)
+{}
+
+/**
  * The whole API.
  *
  * @since 0.1.0
@@ -282,6 +445,11 @@ export class BuildomatApi extends HttpApi.make("buildomat")
   .add(UsersGroup)
   .add(BootstrapGroup)
   .add(WorkerGroup)
+  .add(JobInputsGroup)
+  .add(JobStoreGroup)
+  .add(JobOutputsGroup)
+  .add(PublicGroup)
+  .add(WorkerJobGroup)
   .annotate(OpenApi.Title, "Buildomat")
   .annotate(OpenApi.Version, "1.0.0")
 {}

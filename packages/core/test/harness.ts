@@ -4,8 +4,11 @@
  * speak the agent's side of the protocol over real HTTP.
  */
 import { WorkerProvider } from "@buildomat/core"
+import type { Client } from "@buildomat/core"
 import { Testing } from "@buildomat/core/server"
-import { Effect, Layer, Queue } from "effect"
+import type { Server } from "@buildomat/core/server"
+import { Effect, Layer, Queue, Schedule } from "effect"
+import * as Crypto from "node:crypto"
 
 export const ADMIN = "test-admin-token-0123456789"
 
@@ -17,8 +20,15 @@ export interface Started {
   readonly destroyed: Array<string>
 }
 
-/** Starts a server in the current scope with a provider whose workers the test drives. */
-export const startServer = (dataDir: string, limit = 4) =>
+/**
+ * Starts a server in the current scope with a provider whose workers the test drives; `options`
+ * adds server options (`maxRuntime`, `objectStore`, ...).
+ */
+export const startServer = (
+  dataDir: string,
+  limit = 4,
+  options: Partial<Omit<Server.ServerOptions, "dataDir" | "adminToken" | "host" | "port">> = {}
+) =>
   Effect.gen(function*() {
     const requests = yield* Queue.unbounded<WorkerProvider.CreateWorkerRequest>()
     const destroyed: Array<string> = []
@@ -40,7 +50,7 @@ export const startServer = (dataDir: string, limit = 4) =>
         }),
       list: Effect.sync(() => [...live].map(([instanceId, worker]) => ({ instanceId, worker })))
     }
-    const url = yield* Testing.serve({ dataDir, adminToken: ADMIN }, Layer.succeed(WorkerProvider.WorkerProviders, [provider]))
+    const url = yield* Testing.serve({ ...options, dataDir, adminToken: ADMIN }, Layer.succeed(WorkerProvider.WorkerProviders, [provider]))
     return { url, requests, destroyed } satisfies Started
   })
 
@@ -73,3 +83,36 @@ export const job = (name: string, script = "echo hello", extra: Record<string, u
   tasks: [{ name: "t", script, env_clear: false, env: {} }],
   ...extra
 })
+
+/** Plays the agent: bootstraps the next worker the provider was asked for (retrying until associated). */
+export const agentFor = (url: string, requests: Queue.Queue<WorkerProvider.CreateWorkerRequest>) =>
+  Effect.gen(function*() {
+    const req = yield* Queue.take(requests)
+    const token = Crypto.randomBytes(32).toString("hex")
+    const c = yield* client(url, token)
+    const boot = yield* c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(
+      Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("5 seconds")))
+    )
+    return { c, id: boot.id, req, token }
+  })
+
+/** Pings as the agent until a job is assigned; dies after about 5 s. */
+export const waitForJob = (c: Client.Client) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 250; i++) {
+      const p = yield* c.api.worker.ping()
+      if (p.job) return p.job
+      yield* Effect.sleep("20 millis")
+    }
+    return yield* Effect.die("no job assigned")
+  })
+
+/** Polls `check` every 20 ms until it returns true; dies after `seconds`. */
+export const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, seconds = 10) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + seconds * 1000
+    while (!(yield* check)) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+      yield* Effect.sleep("20 millis")
+    }
+  })

@@ -9,6 +9,7 @@
 import type { Client, Ids, Workers } from "@buildomat/core"
 import { Effect } from "effect"
 import * as EventQueue from "./events.js"
+import { downloadInputs } from "./inputs.js"
 import { describe, retrying } from "./retry.js"
 import * as Rules from "./rules.js"
 import * as Task from "./task.js"
@@ -46,14 +47,9 @@ export const runJob = (
 
     let failed = false
 
-    // Inputs (buildomat §3.7) belong here: download each `job.inputs` entry to
-    // `<root>/input/<name>` before the first task. The server does not serve them yet
-    // (`GET /0/worker/job/{job}/inputs/{id}` is not in the contract), so a job that has inputs
-    // is failed rather than run without them.
-    if (job.inputs.length > 0) {
-      yield* emit("worker", `ERROR: this agent cannot download inputs yet; ${job.inputs.length} input(s) missing`)
-      failed = true
-    }
+    // Inputs (buildomat §3.7): downloaded to `<root>/input/<name>` before the first task; a job
+    // whose inputs cannot all be fetched does not run its tasks.
+    failed = yield* downloadInputs(api, jobId, job.inputs, root, emit)
 
     if (!failed) {
       for (const task of job.tasks) {

@@ -25,11 +25,33 @@ import {
 } from "../internal/format.js"
 import { handler, jobId, json, userClient } from "../internal/root.js"
 import { exitFor, tail as tailJob } from "../internal/tail.js"
+import { checkInputs, parseInputs, uploadInput } from "../internal/upload.js"
+import { publish, sign } from "./jobOutputs.js"
+import { join, timings } from "./jobTimes.js"
+import { store } from "./store.js"
 
 const jobArg = Args.text({ name: "JOB" }).pipe(Args.withDescription("job id"))
 
 const fromEither = <A>(e: Either.Either<A, string>) =>
   Either.match(e, { onLeft: (message) => Effect.fail(new CliError({ message })), onRight: Effect.succeed })
+
+/**
+ * Parses `-d NAME=JOBID` values into dependencies as buildomat's CLI makes them: the outputs
+ * copied as inputs, satisfied when the prior job completes (not when it fails).
+ */
+export const parseDepends = (values: ReadonlyArray<string>): Either.Either<Record<string, Jobs.DependSubmit>, string> => {
+  const out: Record<string, Jobs.DependSubmit> = {}
+  for (const v of values) {
+    const at = v.indexOf("=")
+    if (at <= 0 || at === v.length - 1) return Either.left(`dependency ${JSON.stringify(v)} not well-formed; use NAME=JOBID`)
+    const name = v.slice(0, at)
+    const prior = v.slice(at + 1).trim()
+    if (!Ids.isUlid(prior)) return Either.left(`dependency ${JSON.stringify(v)}: ${JSON.stringify(prior)} is not a job id`)
+    if (name in out) return Either.left(`two dependencies are named ${JSON.stringify(name)}`)
+    out[name] = { prior_job: prior.toUpperCase(), copy_outputs: true, on_completed: true, on_failed: false }
+  }
+  return Either.right(out)
+}
 
 // ---------------------------------------------------------------------------------------------
 // job run
@@ -77,6 +99,18 @@ const runOptions = {
     Options.withDescription("tag KEY=VALUE (repeatable)"),
     Options.repeated
   ),
+  inputs: Options.text("input").pipe(
+    Options.withAlias("i"),
+    Options.withPseudoName("[NAME=]FILE"),
+    Options.withDescription("input file for the job, at /input/NAME (default NAME: the file's basename; repeatable)"),
+    Options.repeated
+  ),
+  depends: Options.text("depend-on").pipe(
+    Options.withAlias("d"),
+    Options.withPseudoName("NAME=JOBID"),
+    Options.withDescription("run after job JOBID completes, with its outputs at /input/NAME/... (repeatable)"),
+    Options.repeated
+  ),
   noWait: Options.boolean("no-wait").pipe(
     Options.withAlias("W"),
     Options.withDescription("do not wait: print the job id and exit")
@@ -89,9 +123,12 @@ const runOptions = {
 
 /**
  * `buildomat job run -n NAME (-c SCRIPT | -C FILE) [-t TARGET] [-e K=V]... [-E] [-O RULE]...
- * [-T K=V]... [-W | --wait] [--json]`: submits a job with one task named `default`. Unless `-W`
- * is given it follows the job like `job tail` and exits 0 if it completed, 1 if it failed; with
- * `-W` it prints only the job id (with `--json`, `{"id": ...}`).
+ * [-i [NAME=]FILE]... [-d NAME=JOBID]... [-T K=V]... [-W | --wait] [--json]`: submits a job with
+ * one task named `default`. Inputs are checked against the server's quota first, then uploaded
+ * after the submit in 5 MiB chunks (progress bar on a terminal) and committed; the job waits for
+ * them. Each `-d` depends on an earlier job with `copy_outputs` and `on_completed` (buildomat).
+ * Unless `-W` is given it follows the job like `job tail` and exits 0 if it completed, 1 if it
+ * failed; with `-W` it prints only the job id (with `--json`, `{"id": ...}`).
  *
  * @since 0.1.0
  * @category commands
@@ -116,22 +153,28 @@ export const run = Command.make("run", runOptions, handler((o) =>
     const env = yield* fromEither(parseKeyValues(o.env, "--env (-e)"))
     const tags = yield* fromEither(parseKeyValues(o.tags, "--tag (-T)"))
     for (const rule of o.outputRules) yield* fromEither(OutputRules.parse(rule))
+    const depends = yield* fromEither(parseDepends(o.depends))
+    const wanted = yield* parseInputs(o.inputs)
 
     const { client } = yield* userClient
+    const inputs = yield* checkInputs(client, wanted)
     const submitted = yield* client.api.jobs.submit({
       payload: {
         name: o.name,
         target: o.target,
         output_rules: o.outputRules,
         tasks: [{ name: "default", script, env_clear: o.emptyEnv, env }],
-        inputs: [],
-        tags
+        inputs: inputs.map((i) => i.name),
+        tags,
+        depends
       }
     })
+    const submittedId = yield* jobId(submitted.id)
+    for (const input of inputs) yield* uploadInput(client, submittedId, input)
     if (o.noWait) {
       return yield* o.json ? Console.log(JSON.stringify({ id: submitted.id })) : out(submitted.id)
     }
-    const id = yield* jobId(submitted.id)
+    const id = submittedId
     if (!o.json) {
       yield* out(`job ${id} submitted`)
       yield* err("polling for job output...")
@@ -388,6 +431,6 @@ export const cancel = Command.make("cancel", { job: jobArg }, handler((o) =>
  * @category commands
  */
 export const job = Command.make("job").pipe(
-  Command.withDescription("submit, list, follow and cancel jobs; fetch their outputs"),
-  Command.withSubcommands([run, list, ls, show, tail, outputs, copy, cp, cancel])
+  Command.withDescription("submit, list, follow and cancel jobs; fetch, publish and sign their outputs; use their store"),
+  Command.withSubcommands([run, list, ls, show, tail, outputs, copy, cp, cancel, store, publish, sign, timings, join])
 )

@@ -47,7 +47,8 @@ const openForWrite = (file: string) =>
     }))
   )
 
-const progressBar = (total: number) =>
+/** A progress bar on stderr for `total` bytes when stderr is a terminal (else nothing), stopped with the scope. */
+export const progressBar = (total: number) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       if (process.stderr.isTTY !== true) return undefined

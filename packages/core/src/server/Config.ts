@@ -12,6 +12,8 @@ import { Context } from "effect"
  *   `job.max_size_per_file_mb`, default 1 GiB).
  * - `publicUrl`: the URL agents and clients reach the server at; by default the address the HTTP
  *   server is bound to.
+ * - `maxRuntime`: how long a job may run once assigned to a worker, in seconds (buildomat
+ *   `job.max_runtime`); past it the job is aborted. Absent means `DEFAULT_MAX_RUNTIME`.
  *
  * @since 0.1.0
  * @category models
@@ -21,6 +23,7 @@ export interface ServerConfigShape {
   readonly adminToken: string
   readonly maxBytesPerFile: number
   readonly publicUrl?: string | undefined
+  readonly maxRuntime?: number | undefined
 }
 
 /**
@@ -44,3 +47,12 @@ export class ServerUrl extends Context.Tag("@buildomat/core/server/ServerUrl")<S
  * @category constants
  */
 export const DEFAULT_MAX_BYTES_PER_FILE = 1024 * 1024 * 1024
+
+/**
+ * 24 hours, in seconds: how long a job may run when `job.max_runtime` is not configured
+ * (buildomat requires the setting; we give it a generous default).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_MAX_RUNTIME = 24 * 60 * 60

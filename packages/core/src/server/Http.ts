@@ -6,6 +6,8 @@
  */
 export * from "./http/Auth.js"
 export * from "./http/Errors.js"
+export * from "./http/Files.js"
+export * from "./http/JobModel.js"
 export * from "./http/Jobs.js"
 export * from "./http/Ranges.js"
 export * from "./http/Users.js"

@@ -16,6 +16,7 @@ import * as OutputRules from "../OutputRules.js"
 import { now } from "../Schemas.js"
 import type { WorkerAppendJobOrTask, WorkerPingJob } from "../Workers.js"
 import { EventHub } from "./EventHub.js"
+import * as JobModelRules from "./internal/jobModel.js"
 import { Signals } from "./Signals.js"
 
 /** A `job` row. */
@@ -162,12 +163,8 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       if (body.tasks.length === 0) return yield* bad("a job needs at least one task")
       if (body.tasks.length > MAX_TASKS) return yield* bad(`a job has at most ${MAX_TASKS} tasks, got ${body.tasks.length}`)
-      if ((body.inputs ?? []).length > 0) {
-        return yield* bad("job inputs are not supported by this server yet")
-      }
-      if (body.depends !== undefined && Object.keys(body.depends).length > 0) {
-        return yield* bad("job dependencies are not supported by this server yet")
-      }
+      const model = JobModelRules.validate(body)
+      if (Either.isLeft(model)) return yield* bad(model.left)
       const tags = Object.entries(body.tags ?? {})
       if (tags.length > MAX_TAGS) return yield* bad(`a job has at most ${MAX_TAGS} tags, got ${tags.length}`)
       let tagBytes = 0
@@ -194,6 +191,15 @@ const make = Effect.gen(function*() {
         }
       }
 
+      const missing = yield* JobModelRules.missingPrior(sql, user.id, model.right.depends).pipe(Effect.orDie)
+      if (missing !== undefined) {
+        return yield* Effect.fail(
+          new Conflict({ message: `dependency ${JSON.stringify(missing.name)}: prior job does not exist` })
+        )
+      }
+      // A job with inputs or dependencies waits until they are there (the scheduler's waiters).
+      const waiting = model.right.inputs.length > 0 || model.right.depends.length > 0
+
       const id = Ids.make()
       const submitTime = new Date(Ids.timestamp(id)).toISOString()
       yield* sql.withTransaction(
@@ -205,7 +211,7 @@ const make = Effect.gen(function*() {
               name: body.name,
               target: body.target,
               target_id: target.value.id,
-              waiting: 0
+              waiting: waiting ? 1 : 0
             })
           }`
           yield* sql`INSERT INTO task ${
@@ -236,8 +242,9 @@ const make = Effect.gen(function*() {
           if (tags.length > 0) {
             yield* sql`INSERT INTO job_tag ${sql.insert(tags.map(([name, value]) => ({ job: id, name, value })))}`
           }
+          yield* JobModelRules.insert(sql, id, model.right)
           yield* setTime(id, "submit", submitTime)
-          yield* setTime(id, "ready", submitTime)
+          if (!waiting) yield* setTime(id, "ready", submitTime)
         })
       ).pipe(Effect.orDie)
       yield* signals.wakeAll
@@ -526,7 +533,9 @@ const make = Effect.gen(function*() {
           gid: t.group_id ?? 0,
           workdir: t.workdir ?? "/"
         })),
-        inputs: []
+        // Only the inputs that have a file (buildomat); a job runs only once all of them do.
+        inputs: yield* sql<{ name: string; id: string }>`
+          SELECT name, id FROM job_input WHERE job = ${j.id} AND id IS NOT NULL ORDER BY id, name`
       }
       return out
     }).pipe(Effect.orDie)

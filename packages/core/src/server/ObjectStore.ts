@@ -42,6 +42,10 @@ export interface ByteRange {
  * - `head(key)`: the object's size in bytes, or `None` if absent.
  * - `delete(key)`: removes an object; removing an absent one succeeds.
  * - `list(prefix)`: the keys under a prefix.
+ * - `presign(key, options)` (optional): a URL anyone can `GET` the object at, without a token,
+ *   until it expires; see `PresignOptions` and `PresignedUrl`. A store that can do this (S3) sets
+ *   it, and `POST /0/jobs/{job}/outputs/{output}/sign` then answers with that URL, as buildomat
+ *   does. Without it the server signs a URL to itself (`/ext/0/jobs/{job}/outputs/{output}/signed`).
  *
  * @since 0.1.0
  * @category models
@@ -52,6 +56,33 @@ export interface ObjectStore {
   readonly head: (key: string) => Effect.Effect<Option.Option<number>, ObjectStoreError>
   readonly delete: (key: string) => Effect.Effect<void, ObjectStoreError>
   readonly list: (prefix: string) => Effect.Effect<ReadonlyArray<string>, ObjectStoreError>
+  readonly presign?: ((key: string, options: PresignOptions) => Effect.Effect<PresignedUrl, ObjectStoreError>) | undefined
+}
+
+/**
+ * What a presigned URL must do: last `expirySeconds` (1 to 3600), and make the download carry
+ * these `Content-Type` and `Content-Disposition` headers when given (S3's `response-content-type`
+ * and `response-content-disposition` overrides).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PresignOptions {
+  readonly expirySeconds: number
+  readonly contentType?: string | undefined
+  readonly contentDisposition?: string | undefined
+}
+
+/**
+ * A presigned URL, and whether the object is already where it points (`available`; buildomat:
+ * the file has been uploaded to S3 yet; a store that writes there first answers `true`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PresignedUrl {
+  readonly url: string
+  readonly available: boolean
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
- * The assignment loop (buildomat §5.1): fails cancelled jobs, fails jobs whose worker went away,
- * and hands queued jobs to free workers of their target, oldest job first. It runs when woken
+ * The assignment loop (buildomat §5.1): fails cancelled jobs, aborts jobs past `max_runtime`,
+ * fails jobs whose worker went away, releases waiting jobs (`Waiters`), and hands queued jobs to
+ * free workers of their target, oldest job first. It runs when woken
  * (submit, bootstrap, completion, cancel) and at least once a second.
  *
  * @since 0.1.0
@@ -12,6 +13,7 @@ import { now } from "../Schemas.js"
 import { EventHub } from "./EventHub.js"
 import { JobStore } from "./JobStore.js"
 import { Signals } from "./Signals.js"
+import { maxRuntimeOnce, waitersOnce } from "./Waiters.js"
 
 /**
  * One pass of the assignment loop. Returns the number of jobs assigned.
@@ -32,6 +34,9 @@ export const assignOnce = Effect.gen(function*() {
     yield* jobs.complete(j.id, true).pipe(Effect.catchAll(() => Effect.void))
   }
 
+  // Jobs past `job.max_runtime` have their worker recycled, so the next step fails them.
+  yield* maxRuntimeOnce
+
   const orphaned = yield* sql<{ id: string }>`
     SELECT j.id FROM job j JOIN worker w ON w.id = j.worker
     WHERE j.complete = 0 AND (w.deleted = 1 OR w.recycle = 1)`
@@ -39,6 +44,9 @@ export const assignOnce = Effect.gen(function*() {
     yield* jobs.control(j.id, "worker failed without completing job").pipe(sql.withTransaction)
     yield* jobs.complete(j.id, true).pipe(Effect.catchAll(() => Effect.void))
   }
+
+  // Waiting jobs whose inputs and dependencies are all there become queued (or fail).
+  const woke = yield* waitersOnce
 
   const assigned = yield* sql.withTransaction(
     Effect.gen(function*() {
@@ -75,7 +83,7 @@ export const assignOnce = Effect.gen(function*() {
     })
   )
   for (const id of assigned) yield* hub.notify(id)
-  if (assigned.length > 0 || cancelled.length > 0 || orphaned.length > 0) yield* signals.provisioner.wake
+  if (assigned.length > 0 || cancelled.length > 0 || orphaned.length > 0 || woke > 0) yield* signals.provisioner.wake
   return assigned.length
 }).pipe(Effect.orDie, Effect.withSpan("Scheduler.assignOnce"))
 

@@ -26,6 +26,10 @@ import { DEFAULT_MAX_BYTES_PER_FILE, ServerConfig, ServerUrl } from "./Config.js
 import * as Database from "./Database.js"
 import * as EventHub from "./EventHub.js"
 import { AdminAuthLive, BootstrapLive, errorMapping, JobsLive, UserAuthLive, UsersLive, WorkerAuthLive, WorkerLive } from "./Http.js"
+import { JobInputsLive, JobOutputsLive, JobStoreLive, PublicLive, WorkerJobLive } from "./http/JobModel.js"
+import * as Inputs from "./Inputs.js"
+import * as JobValues from "./JobValues.js"
+import * as Publishing from "./Publishing.js"
 import * as JobStore from "./JobStore.js"
 import * as ObjectStore from "./ObjectStore.js"
 import * as Provisioner from "./Provisioner.js"
@@ -44,6 +48,8 @@ import * as WorkerStore from "./WorkerStore.js"
  * - `host`/`port`: where to listen (default `127.0.0.1:9979`; port 0 picks a free port).
  * - `publicUrl`: the URL agents and clients use, if not the listening address.
  * - `maxBytesPerFile`: the largest output, in bytes (default 1 GiB).
+ * - `maxRuntime`: how long a job may run once assigned, in seconds (buildomat
+ *   `job.max_runtime`; default 24 hours).
  * - `objectStore`: another object store layer (for example S3).
  *
  * @since 0.1.0
@@ -56,6 +62,7 @@ export interface ServerOptions {
   readonly port?: number | undefined
   readonly publicUrl?: string | undefined
   readonly maxBytesPerFile?: number | undefined
+  readonly maxRuntime?: number | undefined
   readonly objectStore?: Layer.Layer<ObjectStore.ObjectStore> | undefined
 }
 
@@ -68,6 +75,7 @@ export interface ServerOptions {
  */
 export const ApiLive = HttpApiBuilder.api(BuildomatApi).pipe(
   Layer.provide([JobsLive, UsersLive, BootstrapLive, WorkerLive]),
+  Layer.provide([JobInputsLive, JobStoreLive, JobOutputsLive, PublicLive, WorkerJobLive]),
   Layer.provide([UserAuthLive, AdminAuthLive, WorkerAuthLive])
 )
 
@@ -86,7 +94,8 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
       dataDir,
       adminToken: options.adminToken,
       maxBytesPerFile: options.maxBytesPerFile ?? DEFAULT_MAX_BYTES_PER_FILE,
-      publicUrl: options.publicUrl
+      publicUrl: options.publicUrl,
+      maxRuntime: options.maxRuntime
     }
   })
   const http = NodeHttpServer.layer(createServer, { host: options.host ?? "127.0.0.1", port: options.port ?? 9979 })
@@ -106,7 +115,9 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
     return Database.layer(NodePath.join(dataDir, "data.sqlite3"))
   })
   const objects = options.objectStore ?? ObjectStore.layerFileSystem(NodePath.join(dataDir, "objects"))
-  const stores = Layer.mergeAll(UserStore.layer, WorkerStore.layer, Uploads.layer).pipe(
+  const jobModel = Layer.mergeAll(Inputs.layer, JobValues.layer, Publishing.layer)
+  const stores = jobModel.pipe(
+    Layer.provideMerge(Layer.mergeAll(UserStore.layer, WorkerStore.layer, Uploads.layer)),
     Layer.provideMerge(JobStore.layer),
     Layer.provideMerge(Layer.mergeAll(EventHub.layer, Signals.layer, objects)),
     Layer.provideMerge(Layer.merge(db, config))

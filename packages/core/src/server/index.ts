@@ -13,11 +13,17 @@ export * as EventHub from "./EventHub.js"
 /** @since 0.1.0 */
 export * as Http from "./Http.js"
 /** @since 0.1.0 */
+export * as Inputs from "./Inputs.js"
+/** @since 0.1.0 */
 export * as JobStore from "./JobStore.js"
+/** @since 0.1.0 */
+export * as JobValues from "./JobValues.js"
 /** @since 0.1.0 */
 export * as ObjectStore from "./ObjectStore.js"
 /** @since 0.1.0 */
 export * as Provisioner from "./Provisioner.js"
+/** @since 0.1.0 */
+export * as Publishing from "./Publishing.js"
 /** @since 0.1.0 */
 export * as Scheduler from "./Scheduler.js"
 /** @since 0.1.0 */
@@ -28,6 +34,8 @@ export * as Signals from "./Signals.js"
 export * as Uploads from "./Uploads.js"
 /** @since 0.1.0 */
 export * as UserStore from "./UserStore.js"
+/** @since 0.1.0 */
+export * as Waiters from "./Waiters.js"
 /** @since 0.1.0 */
 export * as WorkerStore from "./WorkerStore.js"
 /** @since 0.1.0 */

@@ -11,7 +11,7 @@ import { EventHub } from "../EventHub.js"
 import { JobStore, stateOf } from "../JobStore.js"
 import { ObjectStore } from "../ObjectStore.js"
 import { fileKey } from "../Uploads.js"
-import { parseRange } from "./Ranges.js"
+import { serveFile } from "./Files.js"
 
 const encoder = new TextEncoder()
 
@@ -46,28 +46,12 @@ export const JobsLive = HttpApiBuilder.group(BuildomatApi, "jobs", (handlers) =>
         Effect.gen(function*() {
           const j = yield* forUser(path.job)
           const f = yield* jobs.outputFile(j.id, path.output)
-          const digest = `sha-256=:${Buffer.from(f.sha256, "hex").toString("base64")}:`
-          const range = parseRange(request.headers["range"], f.size)
-          const common = {
-            "accept-ranges": "bytes",
-            "repr-digest": digest,
-            "content-disposition": `attachment; filename="${(f.path.split("/").pop() ?? "output").replace(/["\\\r\n]/g, "_")}"`
-          }
-          if (range._tag === "Unsatisfiable") {
-            return HttpServerResponse.empty({ status: 416, headers: { ...common, "content-range": `bytes */${f.size}` } })
-          }
-          if (range._tag === "Full") {
-            return HttpServerResponse.stream(store.get(fileKey(j.id, f.id)), {
-              contentType: "application/octet-stream",
-              contentLength: f.size,
-              headers: common
-            })
-          }
-          return HttpServerResponse.stream(store.get(fileKey(j.id, f.id), { start: range.start, end: range.end }), {
-            status: 206,
-            contentType: "application/octet-stream",
-            contentLength: range.end - range.start + 1,
-            headers: { ...common, "content-range": `bytes ${range.start}-${range.end}/${f.size}` }
+          // GET, and HEAD (unpublished in buildomat) with the same headers and no body.
+          return serveFile(store, request, {
+            key: fileKey(j.id, f.id),
+            size: f.size,
+            sha256: f.sha256,
+            filename: f.path.split("/").pop() || "output"
           })
         }))
       .handleRaw("watch", ({ path, request, urlParams }) =>

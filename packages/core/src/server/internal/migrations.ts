@@ -5,8 +5,10 @@
  * buildomat's schema.
  */
 import m0001 from "./migrations/0001_initial.js"
+import m0003 from "./migrations/0003_job_model.js"
 
 /** The migrations, keyed `<number>_<name>` as `SqliteMigrator.fromRecord` expects. */
 export const migrations = {
-  "0001_initial": m0001
+  "0001_initial": m0001,
+  "0003_job_model": m0003
 }
