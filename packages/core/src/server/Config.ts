@@ -12,6 +12,8 @@ import { Context } from "effect"
  *   `job.max_size_per_file_mb`, default 1 GiB).
  * - `publicUrl`: the URL agents and clients reach the server at; by default the address the HTTP
  *   server is bound to.
+ * - `hold`: the initial value of the in-memory "hold new worker creation" flag (buildomat
+ *   `admin.hold`; default false). `POST /0/control/hold` and `/0/control/resume` change it.
  *
  * @since 0.1.0
  * @category models
@@ -21,6 +23,7 @@ export interface ServerConfigShape {
   readonly adminToken: string
   readonly maxBytesPerFile: number
   readonly publicUrl?: string | undefined
+  readonly hold?: boolean | undefined
 }
 
 /**

@@ -23,16 +23,35 @@ import type { ServeError } from "@effect/platform/HttpServerError"
 import { BuildomatApi } from "../Api.js"
 import type { WorkerProviders } from "../WorkerProvider.js"
 import { DEFAULT_MAX_BYTES_PER_FILE, ServerConfig, ServerUrl } from "./Config.js"
+import * as AdminQueue from "./AdminQueue.js"
+import * as Control from "./Control.js"
 import * as Database from "./Database.js"
 import * as EventHub from "./EventHub.js"
-import { AdminAuthLive, BootstrapLive, errorMapping, JobsLive, UserAuthLive, UsersLive, WorkerAuthLive, WorkerLive } from "./Http.js"
+import * as FactoryStore from "./FactoryStore.js"
+import {
+  AdminAuthLive,
+  AdminLive,
+  BootstrapLive,
+  errorMapping,
+  FactoriesLive,
+  FactoryAuthLive,
+  FactoryLive,
+  JobsLive,
+  TargetsLive,
+  UserAuthLive,
+  UsersLive,
+  WorkerAuthLive,
+  WorkerLive
+} from "./Http.js"
 import * as JobStore from "./JobStore.js"
 import * as ObjectStore from "./ObjectStore.js"
 import * as Provisioner from "./Provisioner.js"
 import * as Scheduler from "./Scheduler.js"
 import * as Signals from "./Signals.js"
+import * as TargetStore from "./TargetStore.js"
 import * as Uploads from "./Uploads.js"
 import * as UserStore from "./UserStore.js"
+import * as WorkerAdmin from "./WorkerAdmin.js"
 import * as WorkerStore from "./WorkerStore.js"
 
 /**
@@ -45,6 +64,7 @@ import * as WorkerStore from "./WorkerStore.js"
  * - `publicUrl`: the URL agents and clients use, if not the listening address.
  * - `maxBytesPerFile`: the largest output, in bytes (default 1 GiB).
  * - `objectStore`: another object store layer (for example S3).
+ * - `hold`: start with new worker creation on hold (buildomat `admin.hold`; default false).
  *
  * @since 0.1.0
  * @category models
@@ -57,6 +77,7 @@ export interface ServerOptions {
   readonly publicUrl?: string | undefined
   readonly maxBytesPerFile?: number | undefined
   readonly objectStore?: Layer.Layer<ObjectStore.ObjectStore> | undefined
+  readonly hold?: boolean | undefined
 }
 
 /**
@@ -67,8 +88,8 @@ export interface ServerOptions {
  * @category layers
  */
 export const ApiLive = HttpApiBuilder.api(BuildomatApi).pipe(
-  Layer.provide([JobsLive, UsersLive, BootstrapLive, WorkerLive]),
-  Layer.provide([UserAuthLive, AdminAuthLive, WorkerAuthLive])
+  Layer.provide([JobsLive, UsersLive, BootstrapLive, WorkerLive, AdminLive, TargetsLive, FactoriesLive, FactoryLive]),
+  Layer.provide([UserAuthLive, AdminAuthLive, WorkerAuthLive, FactoryAuthLive])
 )
 
 /**
@@ -86,7 +107,8 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
       dataDir,
       adminToken: options.adminToken,
       maxBytesPerFile: options.maxBytesPerFile ?? DEFAULT_MAX_BYTES_PER_FILE,
-      publicUrl: options.publicUrl
+      publicUrl: options.publicUrl,
+      hold: options.hold
     }
   })
   const http = NodeHttpServer.layer(createServer, { host: options.host ?? "127.0.0.1", port: options.port ?? 9979 })
@@ -106,8 +128,12 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
     return Database.layer(NodePath.join(dataDir, "data.sqlite3"))
   })
   const objects = options.objectStore ?? ObjectStore.layerFileSystem(NodePath.join(dataDir, "objects"))
-  const stores = Layer.mergeAll(UserStore.layer, WorkerStore.layer, Uploads.layer).pipe(
+  const stores = FactoryStore.layer.pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(UserStore.layer, WorkerStore.layer, Uploads.layer, TargetStore.layer, WorkerAdmin.layer, AdminQueue.layer)
+    ),
     Layer.provideMerge(JobStore.layer),
+    Layer.provideMerge(Control.layer),
     Layer.provideMerge(Layer.mergeAll(EventHub.layer, Signals.layer, objects)),
     Layer.provideMerge(Layer.merge(db, config))
   )

@@ -5,8 +5,10 @@
  * buildomat's schema.
  */
 import m0001 from "./migrations/0001_initial.js"
+import m0004 from "./migrations/0004_factories.js"
 
 /** The migrations, keyed `<number>_<name>` as `SqliteMigrator.fromRecord` expects. */
 export const migrations = {
-  "0001_initial": m0001
+  "0001_initial": m0001,
+  "0004_factories": m0004
 }
