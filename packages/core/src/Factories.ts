@@ -74,7 +74,7 @@ export const FactoryCreateResult = Schema.Struct({
  * @category schemas
  */
 export const FactoryEnable = Schema.Struct({
-  hold_workers: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  hold_workers: Schema.optional(Schema.Boolean)
 }).annotations({ identifier: "FactoryEnable" })
 
 // ---------------------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ export const FactoryLeaseResult = Schema.Struct({
 export const FactoryWorkerCreate = Schema.Struct({
   target: Ids.TargetId,
   job: Schema.optional(Schema.NullOr(Ids.JobId)),
-  wait_for_flush: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  wait_for_flush: Schema.optional(Schema.Boolean)
 }).annotations({ identifier: "FactoryWorkerCreate" })
 
 /**

@@ -303,7 +303,11 @@ const make = Effect.gen(function*() {
    */
   const createWorker = (
     factory: string,
-    body: { readonly target: string; readonly job?: string | null | undefined; readonly wait_for_flush: boolean }
+    body: {
+      readonly target: string
+      readonly job?: string | null | undefined
+      readonly wait_for_flush?: boolean | undefined
+    }
   ) =>
     Effect.gen(function*() {
       const f = yield* get(factory)
@@ -312,7 +316,7 @@ const make = Effect.gen(function*() {
       const made = yield* sql.withTransaction(
         Effect.gen(function*() {
           const w = yield* workers.create(f.id, t.id, {
-            waitForFlush: body.wait_for_flush,
+            waitForFlush: body.wait_for_flush ?? false,
             hold: f.hold_workers ? HOLD_WORKERS_REASON : undefined
           })
           if (body.job != null) yield* assign(w.id, f.name, body.job)

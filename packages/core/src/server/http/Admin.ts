@@ -107,6 +107,6 @@ export const FactoriesLive = HttpApiBuilder.group(BuildomatApi, "factories", (ha
       .handle("create", ({ payload }) => requireAdmin("factory.create").pipe(Effect.zipRight(factories.create(payload.name))))
       .handle("list", () => requireAdmin("factory.read").pipe(Effect.zipRight(factories.list)))
       .handle("enable", ({ path, payload }) =>
-        requireAdmin("factory.write").pipe(Effect.zipRight(factories.enable(path.factory, payload.hold_workers))))
+        requireAdmin("factory.write").pipe(Effect.zipRight(factories.enable(path.factory, payload.hold_workers ?? false))))
       .handle("disable", ({ path }) => requireAdmin("factory.write").pipe(Effect.zipRight(factories.disable(path.factory))))
   }))
