@@ -173,7 +173,16 @@ export class FactoryAuth extends HttpApiMiddleware.Tag<FactoryAuth>()("@buildoma
 const job = HttpApiSchema.param("job", Ids.JobId)
 const output = HttpApiSchema.param("output", Ids.FileId)
 const user = HttpApiSchema.param("user", Ids.UserId)
-const privilege = HttpApiSchema.param("privilege", Schema.String)
+// A privilege may contain `/`. The router hands the handler the decoded segment; the derived
+// client does not escape path parameters, so this schema escapes on the way out.
+const privilege = HttpApiSchema.param(
+  "privilege",
+  Schema.transform(Schema.String, Schema.String, {
+    strict: true,
+    decode: (s) => s,
+    encode: (s) => encodeURIComponent(s)
+  })
+)
 const target = HttpApiSchema.param("target", Ids.TargetId)
 const factory = HttpApiSchema.param("factory", Ids.FactoryId)
 const worker = HttpApiSchema.param("worker", Ids.WorkerId)
