@@ -27,6 +27,7 @@ export const layer = (config: ResolvedConfig): Layer.Layer<Config.ServerUrl, Ser
     host: config.host,
     port: config.port,
     publicUrl: config.publicUrl,
-    maxBytesPerFile: config.maxBytesPerFile
+    maxBytesPerFile: config.maxBytesPerFile,
+    hold: config.hold
   }).pipe(Layer.provide(providers))
 }
