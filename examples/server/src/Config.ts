@@ -10,6 +10,7 @@
  *
  * [admin]
  * # token = "..."                # default: generated once, kept in <data_dir>/admin.token (0600)
+ * # hold = false                 # start with new worker creation on hold (buildomat admin.hold)
  *
  * [job]
  * max_size_per_file_mb = 1024    # the largest output, MiB (buildomat's default)
@@ -41,9 +42,12 @@ export const ConfigFile = Schema.Struct({
     }).annotations(strict),
     { default: () => ({ listen: "127.0.0.1:9979", data_dir: "data" }) }
   ),
-  admin: Schema.optionalWith(Schema.Struct({ token: Schema.optional(Schema.String) }).annotations(strict), {
-    default: () => ({})
-  }),
+  admin: Schema.optionalWith(
+    Schema.Struct({ token: Schema.optional(Schema.String), hold: Schema.optional(Schema.Boolean) }).annotations(strict),
+    {
+      default: () => ({})
+    }
+  ),
   job: Schema.optionalWith(
     Schema.Struct({
       max_size_per_file_mb: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1024 }),
@@ -70,6 +74,7 @@ export interface ResolvedConfig {
   readonly publicUrl: string | undefined
   readonly adminToken: string
   readonly adminTokenFile: string | undefined
+  readonly hold: boolean
   readonly maxBytesPerFile: number
   readonly maxRuntime: number | undefined
   readonly local: LocalProvider.LocalProviderConfig | undefined
@@ -144,6 +149,7 @@ export const load = (file: string | undefined) =>
       publicUrl: cfg.server.public_url,
       adminToken,
       adminTokenFile,
+      hold: cfg.admin.hold ?? false,
       maxBytesPerFile: cfg.job.max_size_per_file_mb * 1024 * 1024,
       maxRuntime: cfg.job.max_runtime,
       local

@@ -28,6 +28,7 @@ export const layer = (config: ResolvedConfig): Layer.Layer<Config.ServerUrl, Ser
     port: config.port,
     publicUrl: config.publicUrl,
     maxBytesPerFile: config.maxBytesPerFile,
-    maxRuntime: config.maxRuntime
+    maxRuntime: config.maxRuntime,
+    hold: config.hold
   }).pipe(Layer.provide(providers))
 }

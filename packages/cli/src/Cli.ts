@@ -21,7 +21,21 @@
  *   job join [-v] JOB...
  *   user create [--json] NAME            (also: admin user create)
  *   user list|ls [--json]                (also: admin user list)
+ *   admin|a
+ *     user list|ls [--json] | create [--json] NAME | show [--json] USER | grant USER PRIV | revoke USER PRIV
+ *     target list|ls [--json] | create -d DESC [--json] NAME | restrict TARGET PRIV | unrestrict TARGET
+ *            | redirect TARGET TO | unredirect TARGET | rename -d DESC [--json] TARGET NEWNAME
+ *     worker list|ls [-A] [-H] [--json] | recycle WORKER... | hold -r REASON WORKER...
+ *            | release [-v] all|WORKER... | tail [-j] WORKER
+ *     factory list|ls [--json] | create [--json] NAME | enable [-H] FACTORY | disable FACTORY | drain FACTORY
+ *     job list|ls [-T K=V]... [-F STATE] [-U] [--json] | archive JOB... | purge JOB...
+ *     control hold | resume | recycle
+ *   user ...                             (the same as admin user)
+ *   worker ...                           (the same as admin worker)
+ *   control ...                          (the same as admin control)
  * ```
+ *
+ * USER, TARGET and FACTORY arguments take an id or a name.
  *
  * Global options go before the subcommand, and a command's options before its arguments
  * (`buildomat -p prod job tail -j JOB`).
@@ -33,9 +47,12 @@ import type { CliApp } from "@effect/cli"
 import type { HttpClient } from "@effect/platform"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
+import { a, admin } from "./commands/admin.js"
+import { control } from "./commands/control.js"
 import { info } from "./commands/info.js"
 import { job } from "./commands/job.js"
-import { admin, user } from "./commands/user.js"
+import { user } from "./commands/user.js"
+import { worker } from "./commands/worker.js"
 import { report } from "./internal/errors.js"
 import { root } from "./internal/root.js"
 
@@ -48,12 +65,13 @@ import { root } from "./internal/root.js"
 export const VERSION = "0.1.0"
 
 /**
- * The whole command tree: `buildomat` with `info`, `job`, `user` and `admin`.
+ * The whole command tree: `buildomat` with `info`, `job`, `admin` (and `a`), and the shortcuts
+ * `user`, `worker` and `control` for the `admin` groups of those names.
  *
  * @since 0.1.0
  * @category commands
  */
-export const command = root.pipe(Command.withSubcommands([info, job, user, admin]))
+export const command = root.pipe(Command.withSubcommands([info, job, admin, a, user, worker, control]))
 
 /**
  * What running the CLI needs: the platform services `@effect/cli` uses (file system, path,

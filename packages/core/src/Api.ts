@@ -8,7 +8,32 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
+import {
+  AdminJobsQuery,
+  Worker,
+  WorkerEvent,
+  WorkerHoldMark,
+  WorkerResultsPage,
+  WorkersListOldQuery,
+  WorkersListQuery,
+  WorkersResult
+} from "./Admin.js"
 import { BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized } from "./Errors.js"
+import {
+  Factory,
+  FactoryCreate,
+  FactoryCreateResult,
+  FactoryEnable,
+  FactoryLeaseResult,
+  FactoryPingResult,
+  FactoryWhatsNext,
+  FactoryWorker,
+  FactoryWorkerAppend,
+  FactoryWorkerAppendResult,
+  FactoryWorkerAssociate,
+  FactoryWorkerCreate,
+  FactoryWorkerResult
+} from "./Factories.js"
 import * as Ids from "./Ids.js"
 import {
   Job,
@@ -34,6 +59,7 @@ import {
   WorkerJobStoreGet,
   WorkerJobStoreValue
 } from "./JobModel.js"
+import { Target, TargetCreate, TargetCreateResult, TargetRedirect, TargetRename } from "./Targets.js"
 import { User, UserCreate, UserCreateResult, WhoamiResult } from "./Users.js"
 import {
   WorkerAddOutput,
@@ -88,14 +114,27 @@ export class CurrentWorker extends Context.Tag("@buildomat/core/Api/CurrentWorke
 >() {}
 
 /**
+ * The factory a request comes from (from a factory token).
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export class CurrentFactory extends Context.Tag("@buildomat/core/Api/CurrentFactory")<
+  CurrentFactory,
+  { readonly id: Ids.FactoryId; readonly name: string }
+>() {}
+
+/**
  * Bearer-token authentication for user routes. Fails with `Unauthorized` (401) when the token
- * is missing or unknown.
+ * is missing or unknown. With an `X-Buildomat-Delegate: <user name>` header, a user holding the
+ * `delegate` privilege acts as the named user, who is created if missing (buildomat); without
+ * the privilege that is a 401, and a name that is not a valid user name a 400.
  *
  * @since 0.1.0
  * @category middleware
  */
 export class UserAuth extends HttpApiMiddleware.Tag<UserAuth>()("@buildomat/core/Api/UserAuth", {
-  failure: Unauthorized,
+  failure: Schema.Union(Unauthorized, BadRequest),
   provides: CurrentUser,
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
@@ -126,6 +165,20 @@ export class WorkerAuth extends HttpApiMiddleware.Tag<WorkerAuth>()("@buildomat/
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
 
+/**
+ * Bearer-token authentication for the factory protocol (`/0/factory/...`): a factory token made
+ * by `POST /0/admin/factory`. In-process providers have factory records without a token, which
+ * never authenticate.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export class FactoryAuth extends HttpApiMiddleware.Tag<FactoryAuth>()("@buildomat/core/Api/FactoryAuth", {
+  failure: Unauthorized,
+  provides: CurrentFactory,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
 // ---------------------------------------------------------------------------------------------
 // Parameters
 // ---------------------------------------------------------------------------------------------
@@ -133,6 +186,19 @@ export class WorkerAuth extends HttpApiMiddleware.Tag<WorkerAuth>()("@buildomat/
 const job = HttpApiSchema.param("job", Ids.JobId)
 const output = HttpApiSchema.param("output", Ids.FileId)
 const user = HttpApiSchema.param("user", Ids.UserId)
+// A privilege may contain `/`. The router hands the handler the decoded segment; the derived
+// client does not escape path parameters, so this schema escapes on the way out.
+const privilege = HttpApiSchema.param(
+  "privilege",
+  Schema.transform(Schema.String, Schema.String, {
+    strict: true,
+    decode: (s) => s,
+    encode: (s) => encodeURIComponent(s)
+  })
+)
+const target = HttpApiSchema.param("target", Ids.TargetId)
+const factory = HttpApiSchema.param("factory", Ids.FactoryId)
+const worker = HttpApiSchema.param("worker", Ids.WorkerId)
 const task = HttpApiSchema.param(
   "task",
   Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, 4_294_967_295))
@@ -223,8 +289,154 @@ export class UsersGroup extends HttpApiGroup.make("users")
       .addSuccess(Schema.Array(User))
   )
   .add(HttpApiEndpoint.get("get")`/0/users/${user}`.addSuccess(User).addError(NotFound))
+  .add(
+    HttpApiEndpoint.put("grant")`/0/users/${user}/privilege/${privilege}`
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(NotFound)
+  )
+  .add(
+    HttpApiEndpoint.del("revoke")`/0/users/${user}/privilege/${privilege}`
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(NotFound)
+  )
   .addError(BadRequest)
   .middleware(AdminAuth)
+{}
+
+/**
+ * Administrative routes for jobs (`admin.job.read`, `admin.job.archive`, `admin.job.purge`),
+ * global control (`admin.control`) and workers (`admin.worker.read`, `admin.control`).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class AdminGroup extends HttpApiGroup.make("admin")
+  .add(HttpApiEndpoint.get("jobsGet", "/0/admin/jobs").setUrlParams(AdminJobsQuery).addSuccess(Schema.Array(Job)))
+  .add(HttpApiEndpoint.get("jobsList", "/1/admin/jobs").setUrlParams(JobsListQuery).addSuccess(JobListEntryResultsPage))
+  .add(HttpApiEndpoint.get("jobGet")`/0/admin/jobs/${job}`.addSuccess(Job))
+  .add(HttpApiEndpoint.post("jobArchive")`/0/admin/jobs/${job}/archive`.addSuccess(HttpApiSchema.NoContent))
+  .add(HttpApiEndpoint.post("jobPurge")`/0/admin/jobs/${job}/purge`.addSuccess(HttpApiSchema.NoContent))
+  .add(HttpApiEndpoint.post("controlHold", "/0/control/hold").addSuccess(HttpApiSchema.NoContent))
+  .add(HttpApiEndpoint.post("controlResume", "/0/control/resume").addSuccess(HttpApiSchema.NoContent))
+  .add(HttpApiEndpoint.post("workersRecycle", "/0/workers/recycle").addSuccess(HttpApiSchema.NoContent))
+  .add(HttpApiEndpoint.get("workersListOld", "/0/workers").setUrlParams(WorkersListOldQuery).addSuccess(WorkersResult))
+  .add(HttpApiEndpoint.get("workersList", "/1/workers").setUrlParams(WorkersListQuery).addSuccess(WorkerResultsPage))
+  .add(HttpApiEndpoint.get("workerGet")`/0/admin/worker/${worker}`.addSuccess(Worker))
+  .add(
+    HttpApiEndpoint.get("workerEvents")`/0/admin/worker/${worker}/events`
+      .setUrlParams(MinSeqQuery)
+      .addSuccess(Schema.Array(WorkerEvent))
+  )
+  .add(HttpApiEndpoint.post("workerRecycle")`/0/admin/worker/${worker}/recycle`.addSuccess(HttpApiSchema.NoContent))
+  .add(
+    HttpApiEndpoint.post("workerHold")`/0/admin/worker/${worker}/hold`
+      .setPayload(WorkerHoldMark)
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(HttpApiEndpoint.post("workerRelease")`/0/admin/worker/${worker}/release`.addSuccess(HttpApiSchema.NoContent))
+  .addError(NotFound)
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(AdminAuth)
+{}
+
+/**
+ * Administrative target routes (`admin.target.create`, `admin.target.read`,
+ * `admin.target.write`).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class TargetsGroup extends HttpApiGroup.make("targets")
+  .add(
+    HttpApiEndpoint.post("create", "/0/admin/target")
+      .setPayload(TargetCreate)
+      .addSuccess(TargetCreateResult, { status: 201 })
+  )
+  .add(HttpApiEndpoint.get("list", "/0/admin/targets").addSuccess(Schema.Array(Target)))
+  .add(
+    HttpApiEndpoint.put("requirePrivilege")`/0/admin/targets/${target}/require/${privilege}`
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(HttpApiEndpoint.del("requireNoPrivilege")`/0/admin/targets/${target}/require`.addSuccess(HttpApiSchema.NoContent))
+  .add(
+    HttpApiEndpoint.put("redirect")`/0/admin/targets/${target}/redirect`
+      .setPayload(TargetRedirect)
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(
+    HttpApiEndpoint.post("rename")`/0/admin/targets/${target}/rename`
+      .setPayload(TargetRename)
+      .addSuccess(TargetCreateResult, { status: 201 })
+  )
+  .addError(NotFound)
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(AdminAuth)
+{}
+
+/**
+ * Administrative factory routes (`admin.factory.create`, `admin.factory.read`,
+ * `admin.factory.write`).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class FactoriesGroup extends HttpApiGroup.make("factories")
+  .add(
+    HttpApiEndpoint.post("create", "/0/admin/factory")
+      .setPayload(FactoryCreate)
+      .addSuccess(FactoryCreateResult, { status: 201 })
+  )
+  .add(HttpApiEndpoint.get("list", "/0/admin/factories").addSuccess(Schema.Array(Factory)))
+  .add(
+    HttpApiEndpoint.post("enable")`/0/admin/factory/${factory}/enable`
+      .setPayload(FactoryEnable)
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(HttpApiEndpoint.post("disable")`/0/admin/factory/${factory}/disable`.addSuccess(HttpApiSchema.NoContent))
+  .addError(NotFound)
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(AdminAuth)
+{}
+
+/**
+ * The factory protocol (factory token; buildomat §2.6, §4.1): leases, worker records,
+ * association with the factory's machine, boot-log forwarding, destruction. Worker routes
+ * answer 403 for a worker another factory made.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class FactoryGroup extends HttpApiGroup.make("factory")
+  .add(HttpApiEndpoint.get("ping", "/0/factory/ping").addSuccess(FactoryPingResult))
+  .add(HttpApiEndpoint.post("lease", "/0/factory/lease").setPayload(FactoryWhatsNext).addSuccess(FactoryLeaseResult))
+  .add(HttpApiEndpoint.post("leaseRenew")`/0/factory/lease/${job}`.addSuccess(Schema.Boolean))
+  .add(
+    HttpApiEndpoint.post("workerCreate", "/0/factory/worker")
+      .setPayload(FactoryWorkerCreate)
+      .addSuccess(FactoryWorker, { status: 201 })
+  )
+  .add(HttpApiEndpoint.get("workers", "/0/factory/workers").addSuccess(Schema.Array(FactoryWorker)))
+  .add(HttpApiEndpoint.get("workerGet")`/0/factory/worker/${worker}`.addSuccess(FactoryWorkerResult))
+  .add(
+    HttpApiEndpoint.patch("workerAssociate")`/0/factory/worker/${worker}`
+      .setPayload(FactoryWorkerAssociate)
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(HttpApiEndpoint.del("workerDestroy")`/0/factory/worker/${worker}`.addSuccess(Schema.Boolean))
+  .add(
+    HttpApiEndpoint.post("workerAppend")`/0/factory/worker/${worker}/append`
+      .setPayload(FactoryWorkerAppend)
+      .addSuccess(FactoryWorkerAppendResult)
+  )
+  .add(HttpApiEndpoint.post("workerFlush")`/0/factory/worker/${worker}/flush`.addSuccess(HttpApiSchema.NoContent))
+  .addError(NotFound)
+  .addError(Forbidden)
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(FactoryAuth)
 {}
 
 /**
@@ -450,6 +662,10 @@ export class BuildomatApi extends HttpApi.make("buildomat")
   .add(JobOutputsGroup)
   .add(PublicGroup)
   .add(WorkerJobGroup)
+  .add(AdminGroup)
+  .add(TargetsGroup)
+  .add(FactoriesGroup)
+  .add(FactoryGroup)
   .annotate(OpenApi.Title, "Buildomat")
   .annotate(OpenApi.Version, "1.0.0")
 {}

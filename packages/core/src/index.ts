@@ -7,11 +7,15 @@
  */
 
 /** @since 0.1.0 */
+export * as Admin from "./Admin.js"
+/** @since 0.1.0 */
 export * as Api from "./Api.js"
 /** @since 0.1.0 */
 export * as Client from "./Client.js"
 /** @since 0.1.0 */
 export * as Errors from "./Errors.js"
+/** @since 0.1.0 */
+export * as Factories from "./Factories.js"
 /** @since 0.1.0 */
 export * as Ids from "./Ids.js"
 /** @since 0.1.0 */
@@ -22,6 +26,8 @@ export * as JobModel from "./JobModel.js"
 export * as OutputRules from "./OutputRules.js"
 /** @since 0.1.0 */
 export * as Schemas from "./Schemas.js"
+/** @since 0.1.0 */
+export * as Targets from "./Targets.js"
 /** @since 0.1.0 */
 export * as Users from "./Users.js"
 /** @since 0.1.0 */

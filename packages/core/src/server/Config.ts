@@ -14,6 +14,8 @@ import { Context } from "effect"
  *   server is bound to.
  * - `maxRuntime`: how long a job may run once assigned to a worker, in seconds (buildomat
  *   `job.max_runtime`); past it the job is aborted. Absent means `DEFAULT_MAX_RUNTIME`.
+ * - `hold`: the initial value of the in-memory "hold new worker creation" flag (buildomat
+ *   `admin.hold`; default false). `POST /0/control/hold` and `/0/control/resume` change it.
  *
  * @since 0.1.0
  * @category models
@@ -24,6 +26,7 @@ export interface ServerConfigShape {
   readonly maxBytesPerFile: number
   readonly publicUrl?: string | undefined
   readonly maxRuntime?: number | undefined
+  readonly hold?: boolean | undefined
 }
 
 /**

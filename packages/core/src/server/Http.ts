@@ -4,10 +4,12 @@
  *
  * @since 0.1.0
  */
+export * from "./http/Admin.js"
 export * from "./http/Auth.js"
 export * from "./http/Errors.js"
 export * from "./http/Files.js"
 export * from "./http/JobModel.js"
+export * from "./http/Factory.js"
 export * from "./http/Jobs.js"
 export * from "./http/Ranges.js"
 export * from "./http/Users.js"

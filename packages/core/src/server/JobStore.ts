@@ -540,6 +540,23 @@ const make = Effect.gen(function*() {
       return out
     }).pipe(Effect.orDie)
 
+  /**
+   * `GET /0/admin/jobs?active=true`: jobs not complete and not waiting, then waiting ones, each
+   * oldest first and at most 10 000 (buildomat `jobs_active` + `jobs_waiting`).
+   */
+  const listActive = Effect.gen(function*() {
+    const active = yield* sql<JobRow>`SELECT * FROM job WHERE complete = 0 AND waiting = 0 ORDER BY id LIMIT 10000`
+    const waiting = yield* sql<JobRow>`SELECT * FROM job WHERE complete = 0 AND waiting = 1 ORDER BY id LIMIT 10000`
+    return [...active, ...waiting]
+  }).pipe(Effect.orDie)
+
+  /** `GET /0/admin/jobs?completed=N`: the `n` most recently submitted complete jobs, oldest first. */
+  const listCompleted = (n: number) =>
+    sql<JobRow>`SELECT * FROM job WHERE complete = 1 ORDER BY id DESC LIMIT ${n}`.pipe(
+      Effect.map((rows) => [...rows].reverse()),
+      Effect.orDie
+    )
+
   return {
     row,
     mustExist,
@@ -559,7 +576,9 @@ const make = Effect.gen(function*() {
     pingJob,
     insertEvents,
     control,
-    setTime
+    setTime,
+    listActive,
+    listCompleted
   } as const
 })
 

@@ -5,6 +5,13 @@
  * and destroys machines that no live worker owns. Woken by submit and completion, and every
  * second.
  *
+ * Each provider is a factory: it has a factory record (named after it, without a token), made at
+ * start, and its workers refer to that record's id, as in buildomat's schema. So the factory
+ * switches apply to it: a disabled factory, or the global hold (`POST /0/control/hold`), stops it
+ * creating workers (recycled ones are still destroyed); `hold_workers` makes its new workers start
+ * held. It leaves alone jobs an out-of-process factory holds a lease on, and never destroys a held
+ * worker.
+ *
  * @since 0.1.0
  */
 import { SqlClient } from "@effect/sql"
@@ -12,6 +19,8 @@ import { Effect, Layer } from "effect"
 import * as Ids from "../Ids.js"
 import { type WorkerProvider, WorkerProviders } from "../WorkerProvider.js"
 import { ServerUrl } from "./Config.js"
+import { Control } from "./Control.js"
+import { FactoryStore, HOLD_WORKERS_REASON } from "./FactoryStore.js"
 import { Signals } from "./Signals.js"
 import { WorkerStore } from "./WorkerStore.js"
 
@@ -39,9 +48,15 @@ const provisionProvider = (p: WorkerProvider) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const workers = yield* WorkerStore
+    const factories = yield* FactoryStore
+    const control = yield* Control
     const url = yield* ServerUrl
 
-    const live = yield* workers.liveOf(p.name)
+    const f = yield* factories.ensureInProcess(p.name)
+    // `last_ping` of an in-process factory: when its loop last ran (written at most every 10 s).
+    yield* sql`UPDATE factory SET lastping = ${new Date().toISOString()} WHERE id = ${f.id}
+      AND (lastping IS NULL OR lastping < ${new Date(Date.now() - 10_000).toISOString()})`
+    const live = yield* workers.liveOf(f.id)
     let count = 0
     for (const w of live) {
       if (w.recycle && w.hold_time === null) {
@@ -61,16 +76,19 @@ const provisionProvider = (p: WorkerProvider) =>
       }
     }
 
-    for (const name of p.targets) {
+    const creating = f.enable === 1 && !(yield* control.held)
+    const leased = creating ? yield* factories.leasedByOthers(f.id) : new Set<string>()
+    for (const name of creating ? p.targets : []) {
       const [t] = yield* sql<{ id: string }>`SELECT id FROM target WHERE name = ${name}`
       if (t === undefined) continue
-      const [{ queued }] = yield* sql<{ queued: number }>`
-        SELECT count(*) AS queued FROM job
-        WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0 AND target_id = ${t.id}`
+      const queued = (yield* sql<{ id: string }>`
+        SELECT id FROM job
+        WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0 AND target_id = ${t.id}`)
+        .filter((j) => !leased.has(j.id)).length
       const spare = live.filter((w) => w.target === t.id && !w.recycle && !w.has_job && w.hold_time === null).length
       let need = queued - spare
       while (need > 0 && count < p.limit) {
-        const w = yield* workers.create(p.name, t.id)
+        const w = yield* workers.create(f.id, t.id, { hold: f.hold_workers ? HOLD_WORKERS_REASON : undefined })
         const made = yield* p.create({ worker: w.id, target: name, url, bootstrap: w.bootstrap }).pipe(Effect.either)
         if (made._tag === "Left") {
           yield* Effect.logWarning(`provider ${p.name}: could not create a worker for ${name}: ${made.left.message}`)
@@ -114,7 +132,9 @@ export const provisionOnce = Effect.gen(function*() {
 export const layer = Layer.scopedDiscard(
   Effect.gen(function*() {
     const signals = yield* Signals
+    const factories = yield* FactoryStore
     yield* ensureTargets
+    for (const p of yield* WorkerProviders) yield* factories.ensureInProcess(p.name)
     yield* provisionOnce.pipe(
       Effect.catchAllCause((c) => Effect.logError("provisioning pass failed", c)),
       Effect.zipRight(signals.provisioner.wait("1 second")),

@@ -55,7 +55,8 @@ export const assignOnce = Effect.gen(function*() {
         WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0 ORDER BY id LIMIT 10000`
       if (queued.length === 0) return []
       const free = yield* sql<{ id: string; target: string; factory: string; factory_private: string | null }>`
-        SELECT w.id, w.target, w.factory, w.factory_private FROM worker w
+        SELECT w.id, w.target, coalesce(f.name, w.factory) AS factory, w.factory_private
+        FROM worker w LEFT JOIN factory f ON f.id = w.factory
         WHERE w.deleted = 0 AND w.recycle = 0 AND w.hold_time IS NULL AND w.token_hash IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM job j WHERE j.worker = w.id)
         ORDER BY w.id DESC`

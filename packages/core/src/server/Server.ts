@@ -23,9 +23,26 @@ import type { ServeError } from "@effect/platform/HttpServerError"
 import { BuildomatApi } from "../Api.js"
 import type { WorkerProviders } from "../WorkerProvider.js"
 import { DEFAULT_MAX_BYTES_PER_FILE, ServerConfig, ServerUrl } from "./Config.js"
+import * as AdminQueue from "./AdminQueue.js"
+import * as Control from "./Control.js"
 import * as Database from "./Database.js"
 import * as EventHub from "./EventHub.js"
-import { AdminAuthLive, BootstrapLive, errorMapping, JobsLive, UserAuthLive, UsersLive, WorkerAuthLive, WorkerLive } from "./Http.js"
+import * as FactoryStore from "./FactoryStore.js"
+import {
+  AdminAuthLive,
+  AdminLive,
+  BootstrapLive,
+  errorMapping,
+  FactoriesLive,
+  FactoryAuthLive,
+  FactoryLive,
+  JobsLive,
+  TargetsLive,
+  UserAuthLive,
+  UsersLive,
+  WorkerAuthLive,
+  WorkerLive
+} from "./Http.js"
 import { JobInputsLive, JobOutputsLive, JobStoreLive, PublicLive, WorkerJobLive } from "./http/JobModel.js"
 import * as Inputs from "./Inputs.js"
 import * as JobValues from "./JobValues.js"
@@ -35,8 +52,10 @@ import * as ObjectStore from "./ObjectStore.js"
 import * as Provisioner from "./Provisioner.js"
 import * as Scheduler from "./Scheduler.js"
 import * as Signals from "./Signals.js"
+import * as TargetStore from "./TargetStore.js"
 import * as Uploads from "./Uploads.js"
 import * as UserStore from "./UserStore.js"
+import * as WorkerAdmin from "./WorkerAdmin.js"
 import * as WorkerStore from "./WorkerStore.js"
 
 /**
@@ -51,6 +70,7 @@ import * as WorkerStore from "./WorkerStore.js"
  * - `maxRuntime`: how long a job may run once assigned, in seconds (buildomat
  *   `job.max_runtime`; default 24 hours).
  * - `objectStore`: another object store layer (for example S3).
+ * - `hold`: start with new worker creation on hold (buildomat `admin.hold`; default false).
  *
  * @since 0.1.0
  * @category models
@@ -64,6 +84,7 @@ export interface ServerOptions {
   readonly maxBytesPerFile?: number | undefined
   readonly maxRuntime?: number | undefined
   readonly objectStore?: Layer.Layer<ObjectStore.ObjectStore> | undefined
+  readonly hold?: boolean | undefined
 }
 
 /**
@@ -74,9 +95,9 @@ export interface ServerOptions {
  * @category layers
  */
 export const ApiLive = HttpApiBuilder.api(BuildomatApi).pipe(
-  Layer.provide([JobsLive, UsersLive, BootstrapLive, WorkerLive]),
+  Layer.provide([JobsLive, UsersLive, BootstrapLive, WorkerLive, AdminLive, TargetsLive, FactoriesLive, FactoryLive]),
   Layer.provide([JobInputsLive, JobStoreLive, JobOutputsLive, PublicLive, WorkerJobLive]),
-  Layer.provide([UserAuthLive, AdminAuthLive, WorkerAuthLive])
+  Layer.provide([UserAuthLive, AdminAuthLive, WorkerAuthLive, FactoryAuthLive])
 )
 
 /**
@@ -95,7 +116,8 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
       adminToken: options.adminToken,
       maxBytesPerFile: options.maxBytesPerFile ?? DEFAULT_MAX_BYTES_PER_FILE,
       publicUrl: options.publicUrl,
-      maxRuntime: options.maxRuntime
+      maxRuntime: options.maxRuntime,
+      hold: options.hold
     }
   })
   const http = NodeHttpServer.layer(createServer, { host: options.host ?? "127.0.0.1", port: options.port ?? 9979 })
@@ -116,9 +138,12 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
   })
   const objects = options.objectStore ?? ObjectStore.layerFileSystem(NodePath.join(dataDir, "objects"))
   const jobModel = Layer.mergeAll(Inputs.layer, JobValues.layer, Publishing.layer)
-  const stores = jobModel.pipe(
-    Layer.provideMerge(Layer.mergeAll(UserStore.layer, WorkerStore.layer, Uploads.layer)),
+  const stores = Layer.merge(jobModel, FactoryStore.layer).pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(UserStore.layer, WorkerStore.layer, Uploads.layer, TargetStore.layer, WorkerAdmin.layer, AdminQueue.layer)
+    ),
     Layer.provideMerge(JobStore.layer),
+    Layer.provideMerge(Control.layer),
     Layer.provideMerge(Layer.mergeAll(EventHub.layer, Signals.layer, objects)),
     Layer.provideMerge(Layer.merge(db, config))
   )

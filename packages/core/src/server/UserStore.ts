@@ -5,7 +5,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Context, Effect, Layer, Option } from "effect"
-import { Conflict, NotFound } from "../Errors.js"
+import { BadRequest, Conflict, NotFound } from "../Errors.js"
 import * as Ids from "../Ids.js"
 import { now } from "../Schemas.js"
 import type { User } from "../Users.js"
@@ -23,6 +23,25 @@ export interface UserRecord {
   readonly time_create: string
   readonly privileges: ReadonlyArray<string>
 }
+
+/**
+ * Whether a string is a valid privilege name: non-empty, only `[0-9a-z._/-]` (buildomat
+ * `user_privilege_grant`). Privileges buildomat gives meaning to: `delegate`, `admin.<x>`, and
+ * whatever privilege a target requires.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const isPrivilegeName = (s: string): boolean => /^[0-9a-z._/-]+$/.test(s)
+
+/**
+ * Whether a string may name a user: 1 to 64 characters of `[A-Za-z0-9._-]`, not shaped like a
+ * ULID (the rule of `Users.UserName`).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const isUserName = (s: string): boolean => /^[A-Za-z0-9._-]{1,64}$/.test(s) && !/^[A-Za-z0-9]{26}$/.test(s)
 
 const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -89,7 +108,49 @@ const make = Effect.gen(function*() {
       return Option.fromNullable(u)
     }).pipe(Effect.orDie)
 
-  return { create, list, get, byToken } as const
+  /**
+   * `PUT /0/users/{user}/privilege/{privilege}`: idempotent. 400 for an invalid privilege name,
+   * 404 for an unknown user.
+   */
+  const grant = (id: string, privilege: string) =>
+    Effect.gen(function*() {
+      if (!isPrivilegeName(privilege)) {
+        return yield* Effect.fail(
+          new BadRequest({ message: `invalid privilege name ${JSON.stringify(privilege)}: it must match [0-9a-z._/-]+` })
+        )
+      }
+      yield* get(id)
+      yield* sql`INSERT OR IGNORE INTO user_privilege (user, privilege) VALUES (${id}, ${privilege})`.pipe(Effect.orDie)
+    })
+
+  /** `DELETE /0/users/{user}/privilege/{privilege}`: idempotent; 404 for an unknown user. */
+  const revoke = (id: string, privilege: string) =>
+    Effect.gen(function*() {
+      yield* get(id)
+      yield* sql`DELETE FROM user_privilege WHERE user = ${id} AND privilege = ${privilege}`.pipe(Effect.orDie)
+    })
+
+  /**
+   * The user of that name, created (with a token nobody is shown) if missing: what a
+   * `delegate` user's `X-Buildomat-Delegate` header acts as (buildomat `user_ensure`).
+   */
+  const ensure = (name: string) =>
+    Effect.gen(function*() {
+      const find = sql<{ id: string; name: string; time_create: string }>`
+        SELECT id, name, time_create FROM user WHERE name = ${name}`
+      yield* sql.withTransaction(
+        Effect.gen(function*() {
+          if ((yield* find).length > 0) return
+          yield* sql`INSERT INTO user ${
+            sql.insert({ id: Ids.make(), name, token_hash: Tokens.hash(Tokens.generate(48)), time_create: now() })
+          }`
+        })
+      )
+      const [u] = yield* find.pipe(Effect.flatMap(withPrivileges))
+      return u!
+    }).pipe(Effect.orDie)
+
+  return { create, list, get, byToken, grant, revoke, ensure } as const
 })
 
 /**

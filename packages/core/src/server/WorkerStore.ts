@@ -36,6 +36,9 @@ export interface WorkerRow {
   readonly time_create: string
   readonly hold_time: string | null
   readonly hold_reason: string | null
+  readonly factory_metadata?: string | null
+  readonly wait_for_flush?: number
+  readonly diagnostics?: number
 }
 
 const make = Effect.gen(function*() {
@@ -44,13 +47,30 @@ const make = Effect.gen(function*() {
   const hub = yield* EventHub
   const signals = yield* Signals
 
-  /** A new worker for `target` (an id) made by `factory`; returns its id and bootstrap secret. */
-  const create = (factory: string, target: string) =>
+  /**
+   * A new worker for `target` (an id) made by `factory` (a factory id); returns its id and
+   * bootstrap secret. `waitForFlush` withholds its job from the agent until the factory flushes
+   * its boot logs; `hold` makes it start held with that reason.
+   */
+  const create = (
+    factory: string,
+    target: string,
+    opts?: { readonly waitForFlush?: boolean | undefined; readonly hold?: string | undefined }
+  ) =>
     Effect.gen(function*() {
       const id = Ids.make()
       const bootstrap = Tokens.generate(64)
+      const t = now()
       yield* sql`INSERT INTO worker ${
-        sql.insert({ id, bootstrap_hash: Tokens.hash(bootstrap), factory, target, time_create: now() })
+        sql.insert({
+          id,
+          bootstrap_hash: Tokens.hash(bootstrap),
+          factory,
+          target,
+          time_create: t,
+          ...(opts?.waitForFlush ? { wait_for_flush: 1 } : {}),
+          ...(opts?.hold !== undefined ? { hold_time: t, hold_reason: opts.hold } : {})
+        })
       }`
       return { id, bootstrap }
     }).pipe(Effect.orDie)
@@ -114,8 +134,17 @@ const make = Effect.gen(function*() {
       if (Option.isNone(w)) return { poweroff: true } satisfies WorkerPingResult
       const poweroff = (w.value.recycle === 1 || w.value.deleted === 1) && w.value.hold_time === null
       const j = yield* jobOf(id)
-      const job = Option.isSome(j) && !j.value.complete ? yield* jobs.pingJob(j.value) : null
-      return { poweroff, job } satisfies WorkerPingResult
+      // The job is withheld while the factory still forwards boot logs (`wait_for_flush`).
+      const job = Option.isSome(j) && !j.value.complete && !w.value.wait_for_flush ? yield* jobs.pingJob(j.value) : null
+      const [f] = yield* sql<{ id: string; name: string }>`SELECT id, name FROM factory WHERE id = ${w.value.factory}`.pipe(
+        Effect.orDie
+      )
+      return {
+        poweroff,
+        job,
+        factory_metadata: w.value.factory_metadata != null ? JSON.parse(w.value.factory_metadata) : null,
+        factory_info: f !== undefined ? { id: f.id, name: f.name, private: w.value.factory_private } : null
+      } satisfies WorkerPingResult
     })
 
   /**

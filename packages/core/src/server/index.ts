@@ -5,11 +5,17 @@
  */
 
 /** @since 0.1.0 */
+export * as AdminQueue from "./AdminQueue.js"
+/** @since 0.1.0 */
 export * as Config from "./Config.js"
+/** @since 0.1.0 */
+export * as Control from "./Control.js"
 /** @since 0.1.0 */
 export * as Database from "./Database.js"
 /** @since 0.1.0 */
 export * as EventHub from "./EventHub.js"
+/** @since 0.1.0 */
+export * as FactoryStore from "./FactoryStore.js"
 /** @since 0.1.0 */
 export * as Http from "./Http.js"
 /** @since 0.1.0 */
@@ -31,11 +37,14 @@ export * as Server from "./Server.js"
 /** @since 0.1.0 */
 export * as Signals from "./Signals.js"
 /** @since 0.1.0 */
+export * as TargetStore from "./TargetStore.js"
+/** @since 0.1.0 */
 export * as Uploads from "./Uploads.js"
 /** @since 0.1.0 */
 export * as UserStore from "./UserStore.js"
 /** @since 0.1.0 */
 export * as Waiters from "./Waiters.js"
+export * as WorkerAdmin from "./WorkerAdmin.js"
 /** @since 0.1.0 */
 export * as WorkerStore from "./WorkerStore.js"
 /** @since 0.1.0 */

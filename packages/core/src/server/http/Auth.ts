@@ -3,13 +3,15 @@
  *
  * @since 0.1.0
  */
+import { HttpServerRequest } from "@effect/platform"
 import { Effect, Layer, Option, Redacted } from "effect"
-import { AdminAuth, CurrentAdmin, UserAuth, WorkerAuth } from "../../Api.js"
-import { Unauthorized } from "../../Errors.js"
+import { AdminAuth, CurrentAdmin, FactoryAuth, UserAuth, WorkerAuth } from "../../Api.js"
+import { BadRequest, Unauthorized } from "../../Errors.js"
 import * as Ids from "../../Ids.js"
 import { ServerConfig } from "../Config.js"
+import { FactoryStore } from "../FactoryStore.js"
 import * as Tokens from "../internal/tokens.js"
-import { UserStore } from "../UserStore.js"
+import { isUserName, UserStore } from "../UserStore.js"
 import { WorkerStore } from "../WorkerStore.js"
 
 
@@ -26,7 +28,9 @@ export const unauthorized = () => new Unauthorized({ message: "not authorised" }
 // ---------------------------------------------------------------------------------------------
 
 /**
- * User tokens, looked up by hash.
+ * User tokens, looked up by hash. With an `X-Buildomat-Delegate: <user name>` header (trimmed),
+ * a user holding the `delegate` privilege acts as the named user, created if missing (buildomat
+ * `require_user`); a user without it gets 401, and a name that is not a valid user name 400.
  *
  * @since 0.1.0
  * @category middleware
@@ -37,12 +41,29 @@ export const UserAuthLive = Layer.effect(
     const users = yield* UserStore
     return {
       bearer: (token) =>
-        users.byToken(Redacted.value(token).trim()).pipe(
-          Effect.flatMap(Option.match({
-            onNone: () => Effect.fail(unauthorized()),
-            onSome: (u) => Effect.succeed({ id: u.id, name: u.name, privileges: u.privileges })
-          }))
-        )
+        Effect.gen(function*() {
+          const found = yield* users.byToken(Redacted.value(token).trim())
+          if (Option.isNone(found)) return yield* Effect.fail(unauthorized())
+          const u = found.value
+          const req = yield* HttpServerRequest.HttpServerRequest
+          const header = req.headers["x-buildomat-delegate"]
+          if (header === undefined) return { id: u.id, name: u.name, privileges: u.privileges }
+          if (!u.privileges.includes("delegate")) {
+            yield* Effect.logWarning(`user ${u.name} tried to use delegated auth without the delegate privilege`)
+            return yield* Effect.fail(unauthorized())
+          }
+          const name = header.trim()
+          if (!isUserName(name)) {
+            return yield* Effect.fail(
+              new BadRequest({
+                message: `X-Buildomat-Delegate: ${JSON.stringify(name)} is not a valid user name ` +
+                  `(1 to 64 characters of [A-Za-z0-9._-], not shaped like a ULID)`
+              })
+            )
+          }
+          const d = yield* users.ensure(name)
+          return { id: d.id, name: d.name, privileges: d.privileges }
+        })
     }
   })
 )
@@ -92,6 +113,29 @@ export const WorkerAuthLive = Layer.effect(
           Effect.flatMap(Option.match({
             onNone: () => Effect.fail(unauthorized()),
             onSome: (w) => Effect.succeed({ id: w.id as Ids.WorkerId })
+          }))
+        )
+    }
+  })
+)
+
+/**
+ * Factory tokens, looked up by hash (`POST /0/admin/factory` makes them). The records of
+ * in-process providers have no token and never match.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const FactoryAuthLive = Layer.effect(
+  FactoryAuth,
+  Effect.gen(function*() {
+    const factories = yield* FactoryStore
+    return {
+      bearer: (token) =>
+        factories.byToken(Redacted.value(token).trim()).pipe(
+          Effect.flatMap(Option.match({
+            onNone: () => Effect.fail(unauthorized()),
+            onSome: (f) => Effect.succeed({ id: f.id as Ids.FactoryId, name: f.name })
           }))
         )
     }
