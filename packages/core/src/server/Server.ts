@@ -26,6 +26,7 @@ import { DEFAULT_MAX_BYTES_PER_FILE, ServerConfig, ServerUrl } from "./Config.js
 import * as Database from "./Database.js"
 import * as EventHub from "./EventHub.js"
 import { AdminAuthLive, BootstrapLive, errorMapping, JobsLive, UserAuthLive, UsersLive, WorkerAuthLive, WorkerLive } from "./Http.js"
+import { agentFileLayer } from "./http/AgentFile.js"
 import * as JobStore from "./JobStore.js"
 import * as ObjectStore from "./ObjectStore.js"
 import * as Provisioner from "./Provisioner.js"
@@ -45,6 +46,8 @@ import * as WorkerStore from "./WorkerStore.js"
  * - `publicUrl`: the URL agents and clients use, if not the listening address.
  * - `maxBytesPerFile`: the largest output, in bytes (default 1 GiB).
  * - `objectStore`: another object store layer (for example S3).
+ * - `agentBundle`: the agent bundle served at `GET /file/agent` and `/file/agent.gz`; default
+ *   `@buildomat/agent/bundle` resolved next to core.
  *
  * @since 0.1.0
  * @category models
@@ -57,6 +60,7 @@ export interface ServerOptions {
   readonly publicUrl?: string | undefined
   readonly maxBytesPerFile?: number | undefined
   readonly objectStore?: Layer.Layer<ObjectStore.ObjectStore> | undefined
+  readonly agentBundle?: string | undefined
 }
 
 /**
@@ -114,6 +118,7 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
   const serve = HttpApiBuilder.serve().pipe(
     Layer.provide(HttpApiBuilder.middleware(errorMapping)),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+    Layer.provide(agentFileLayer({ bundle: options.agentBundle })),
     Layer.provide(ApiLive)
   )
   const loops = Layer.mergeAll(Scheduler.layer, Provisioner.layer)
