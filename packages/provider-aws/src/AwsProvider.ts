@@ -414,7 +414,7 @@ export const make = (
             const e = result.left
             if (CAPACITY_CODES.has(e.code)) {
               yield* Effect.logWarning(`EC2 has no capacity for ${target.instanceType} in ${subnet}; trying the next subnet`).pipe(
-                Effect.annotateLogs({ provider: name, worker, code: e.code })
+                Effect.annotateLogs({ worker, code: e.code })
               )
               refusals.push(`${subnet}: ${ec2Message(e)}`)
               continue
@@ -430,7 +430,6 @@ export const make = (
           launched.set(instance.InstanceId, { worker, ip, at: Date.now() })
           yield* Effect.logInfo("EC2 instance launched").pipe(
             Effect.annotateLogs({
-              provider: name,
               worker,
               target: request.target,
               instance: instance.InstanceId,
@@ -443,7 +442,10 @@ export const make = (
         return yield* fail(
           `no subnet had capacity for ${target.instanceType} (worker ${worker}): ${refusals.join("; ")}`
         )
-      }).pipe(Effect.withSpan("AwsProvider.create", { attributes: { provider: name, worker: request.worker } }))
+      }).pipe(
+        Effect.annotateLogs({ provider: name }),
+        Effect.withSpan("AwsProvider.create", { attributes: { provider: name, worker: request.worker } })
+      )
 
     const destroy = (instanceId: string) =>
       Effect.gen(function*() {
@@ -459,9 +461,7 @@ export const make = (
         }
         if (tagOf(found, tag) === undefined) {
           launched.delete(instanceId)
-          return yield* Effect.logError(`instance ${instanceId} has no "${tag}" tag; not ours, leaving it alone`).pipe(
-            Effect.annotateLogs({ provider: name })
-          )
+          return yield* Effect.logError(`instance ${instanceId} has no "${tag}" tag; not ours, leaving it alone`)
         }
         const state = found.State?.Name ?? "unknown"
         if (state === "shutting-down" || state === "terminated") {
@@ -474,9 +474,12 @@ export const make = (
         )
         launched.delete(instanceId)
         yield* Effect.logInfo("EC2 instance terminated").pipe(
-          Effect.annotateLogs({ provider: name, instance: instanceId, worker: tagOf(found, `${tag}-worker_id`) ?? "-" })
+          Effect.annotateLogs({ instance: instanceId, worker: tagOf(found, `${tag}-worker_id`) ?? "-" })
         )
-      }).pipe(Effect.withSpan("AwsProvider.destroy", { attributes: { provider: name, instanceId } }))
+      }).pipe(
+        Effect.annotateLogs({ provider: name }),
+        Effect.withSpan("AwsProvider.destroy", { attributes: { provider: name, instanceId } })
+      )
 
     const list = Effect.gen(function*() {
       const filters = [
@@ -508,9 +511,7 @@ export const make = (
         if (LIVE_STATES.has(state)) {
           out.push({ instanceId: i.InstanceId, worker, ip: i.PrivateIpAddress })
         } else if (state === "stopped" || state === "stopping") {
-          yield* Effect.logWarning(`instance ${i.InstanceId} of worker ${worker} is ${state}; terminating it`).pipe(
-            Effect.annotateLogs({ provider: name })
-          )
+          yield* Effect.logWarning(`instance ${i.InstanceId} of worker ${worker} is ${state}; terminating it`)
           yield* terminate(i.InstanceId).pipe(
             Effect.catchAll((e) => Effect.logWarning(`TerminateInstances ${i.InstanceId}: ${ec2Message(e)}`))
           )
@@ -522,7 +523,7 @@ export const make = (
         else launched.delete(id)
       }
       return out
-    }).pipe(Effect.withSpan("AwsProvider.list", { attributes: { provider: name } }))
+    }).pipe(Effect.annotateLogs({ provider: name }), Effect.withSpan("AwsProvider.list", { attributes: { provider: name } }))
 
     return {
       name,
