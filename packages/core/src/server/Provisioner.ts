@@ -46,6 +46,7 @@ const provisionProvider = (p: WorkerProvider) =>
     const url = yield* ServerUrl
 
     const live = yield* workers.liveOf(p.name)
+    const givenUp = new Set<string>()
     let count = 0
     for (const w of live) {
       // A hung boot (buildomat's AWS factory: not online 8 minutes after creation) is given up.
@@ -56,6 +57,7 @@ const provisionProvider = (p: WorkerProvider) =>
           `provider ${p.name}: worker ${w.id} (instance ${w.factory_private ?? "-"}) did not bootstrap within ${p.bootTimeoutMs} ms; giving it up`
         )
         yield* workers.recycle(w.id)
+        givenUp.add(w.id)
       }
       if ((w.recycle || hung) && w.hold_time === null) {
         if (w.factory_private !== null) {
@@ -81,7 +83,9 @@ const provisionProvider = (p: WorkerProvider) =>
         SELECT id FROM job
         WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0 AND target_id = ${t.id} ORDER BY id`
       const queued = queuedJobs.length
-      const spare = live.filter((w) => w.target === t.id && !w.recycle && !w.has_job && w.hold_time === null).length
+      const spare = live.filter((w) =>
+        w.target === t.id && !w.recycle && !givenUp.has(w.id) && !w.has_job && w.hold_time === null
+      ).length
       let need = queued - spare
       while (need > 0 && count < p.limit) {
         const w = yield* workers.create(p.name, t.id)
