@@ -20,10 +20,20 @@
  * targets = ["default"]
  * limit = 4
  * # scratch_root = "..."         # default: <data_dir>/workers
+ *
+ * [providers.aws]                # EC2 instances (@buildomat/provider-aws); see docs/aws.md
+ * region = "us-west-2"
+ * subnets = ["subnet-0123abcd"]
+ * [providers.aws.targets.linux]
+ * ami = "ami-0123456789abcdef0"
+ * instance_type = "m7i.large"
  * ```
+ *
+ * A target may be served by one provider only.
  *
  * @since 0.1.0
  */
+import { AwsProvider } from "@buildomat/provider-aws"
 import { LocalProvider } from "@buildomat/provider-local"
 import { Effect, Schema } from "effect"
 import * as NodeFs from "node:fs"
@@ -56,7 +66,10 @@ export const ConfigFile = Schema.Struct({
     { default: () => ({ max_size_per_file_mb: 1024 }) }
   ),
   providers: Schema.optionalWith(
-    Schema.Struct({ local: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })) }).annotations(strict),
+    Schema.Struct({
+      local: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+      aws: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+    }).annotations(strict),
     { default: () => ({ local: {} }) }
   )
 }).annotations({ identifier: "ConfigFile", ...strict })
@@ -78,6 +91,7 @@ export interface ResolvedConfig {
   readonly maxBytesPerFile: number
   readonly maxRuntime: number | undefined
   readonly local: LocalProvider.LocalProviderConfig | undefined
+  readonly aws: AwsProvider.AwsProviderConfig | undefined
 }
 
 /**
@@ -142,6 +156,18 @@ export const load = (file: string | undefined) =>
       )
       local = { ...local, scratchRoot: NodePath.resolve(base, local.scratchRoot) }
     }
+    let aws: AwsProvider.AwsProviderConfig | undefined
+    if (cfg.providers.aws !== undefined) {
+      aws = yield* Schema.decodeUnknown(AwsProvider.AwsProviderConfigSchema)(cfg.providers.aws).pipe(
+        Effect.mapError((e) => new ConfigError({ message: `${file ?? "configuration"}: [providers.aws]: ${e.message}` }))
+      )
+      const shared = Object.keys(aws.targets).filter((t) => local?.targets?.includes(t) ?? false)
+      if (shared.length > 0) {
+        return yield* new ConfigError({
+          message: `${file ?? "configuration"}: target ${JSON.stringify(shared[0])} is served by both [providers.local] and [providers.aws]; give each target one provider`
+        })
+      }
+    }
     return {
       host: listen.host,
       port: listen.port,
@@ -152,6 +178,7 @@ export const load = (file: string | undefined) =>
       hold: cfg.admin.hold ?? false,
       maxBytesPerFile: cfg.job.max_size_per_file_mb * 1024 * 1024,
       maxRuntime: cfg.job.max_runtime,
-      local
+      local,
+      aws
     } satisfies ResolvedConfig
   })

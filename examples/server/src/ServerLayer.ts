@@ -7,20 +7,28 @@
 import { WorkerProvider } from "@buildomat/core"
 import { Config, Server } from "@buildomat/core/server"
 import type { ServeError } from "@effect/platform/HttpServerError"
+import { AwsProvider } from "@buildomat/provider-aws"
 import { LocalProvider } from "@buildomat/provider-local"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import type { ResolvedConfig } from "./Config.js"
 
 /**
- * The server layer for a configuration. Provides `ServerUrl`.
+ * The server layer for a configuration: the providers the file names (local, AWS), side by side.
+ * Provides `ServerUrl`; fails with `ProviderError` if a provider cannot start.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (config: ResolvedConfig): Layer.Layer<Config.ServerUrl, ServeError> => {
-  const providers = config.local !== undefined
-    ? LocalProvider.layer(config.local)
-    : Layer.succeed(WorkerProvider.WorkerProviders, [])
+export const layer = (
+  config: ResolvedConfig
+): Layer.Layer<Config.ServerUrl, ServeError | WorkerProvider.ProviderError> => {
+  const providers = Layer.scoped(
+    WorkerProvider.WorkerProviders,
+    Effect.all([
+      ...(config.local !== undefined ? [LocalProvider.make(config.local)] : []),
+      ...(config.aws !== undefined ? [AwsProvider.make(config.aws)] : [])
+    ])
+  )
   return Server.layer({
     dataDir: config.dataDir,
     adminToken: config.adminToken,

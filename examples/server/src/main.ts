@@ -36,11 +36,19 @@ const program = Effect.gen(function*() {
               ? `  admin token:    ${config.adminTokenFile}\n`
               : `  admin token:    from ${file} ([admin] token)\n`
           )
-          process.stdout.write(
-            config.local !== undefined
-              ? `  local provider: targets ${config.local.targets?.join(", ")}, up to ${config.local.limit} workers\n`
-              : `  no worker provider configured: jobs will queue\n`
-          )
+          if (config.local !== undefined) {
+            process.stdout.write(
+              `  local provider: targets ${config.local.targets?.join(", ")}, up to ${config.local.limit} workers\n`
+            )
+          }
+          if (config.aws !== undefined) {
+            process.stdout.write(
+              `  aws provider:   targets ${Object.keys(config.aws.targets).join(", ")} in ${config.aws.region}, up to ${config.aws.limit} instances\n`
+            )
+          }
+          if (config.local === undefined && config.aws === undefined) {
+            process.stdout.write(`  no worker provider configured: jobs will queue\n`)
+          }
         })
       })
     ).pipe(Layer.provideMerge(ServerLayer.layer(config)))
@@ -49,6 +57,11 @@ const program = Effect.gen(function*() {
 
 program.pipe(
   Effect.catchTag("ConfigError", (e) =>
+    Effect.sync(() => {
+      process.stderr.write(`buildomat-server: ${e.message}\n`)
+      process.exit(2)
+    })),
+  Effect.catchTag("ProviderError", (e) =>
     Effect.sync(() => {
       process.stderr.write(`buildomat-server: ${e.message}\n`)
       process.exit(2)

@@ -15,6 +15,10 @@ import type { Effect } from "effect"
  * server URL the agent must connect to, and the single-use bootstrap value the agent exchanges
  * for its worker token (`POST /0/worker/bootstrap`). Treat `bootstrap` as a secret.
  *
+ * `lease`, when given, is the id of the queued job the worker is being made for (buildomat's
+ * lease, recorded by its AWS factory in the `<tag>-lease_id` instance tag). It is a hint for
+ * operators, not a binding: any free worker of the target takes the next job, oldest first.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -23,6 +27,7 @@ export interface CreateWorkerRequest {
   readonly target: string
   readonly url: string
   readonly bootstrap: string
+  readonly lease?: string | undefined
 }
 
 /**
@@ -59,7 +64,15 @@ export class ProviderError extends Data.TaggedError("ProviderError")<{
  *   bootstraps by itself).
  * - `destroy`: stop a machine and release everything it held; destroying one already gone
  *   succeeds.
- * - `list`: the machines that exist now, to reap the ones no live worker owns.
+ * - `list`: the machines that exist now. The loop destroys the ones no live worker owns, and
+ *   gives up a worker whose machine is no longer listed: its running job fails with a control
+ *   event that says so. So `list` must be complete (include machines being created) and fail,
+ *   rather than answer short, when it cannot tell.
+ * - `bootTimeoutMs` (optional): how long, in milliseconds since the worker was created, its
+ *   agent may take to bootstrap. A worker still not bootstrapped after that is given up: marked
+ *   recycled, its machine destroyed, its record deleted, and a new worker made if a job still
+ *   needs one (buildomat's AWS factory does this after 8 minutes). Without it, a worker that
+ *   never boots holds its slot until an operator acts.
  *
  * @since 0.1.0
  * @category models
@@ -71,6 +84,7 @@ export interface WorkerProvider {
   readonly create: (request: CreateWorkerRequest) => Effect.Effect<WorkerInstance, ProviderError>
   readonly destroy: (instanceId: string) => Effect.Effect<void, ProviderError>
   readonly list: Effect.Effect<ReadonlyArray<WorkerInstance>, ProviderError>
+  readonly bootTimeoutMs?: number | undefined
 }
 
 /**

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 export * from "./http/Admin.js"
+export * from "./http/AgentFile.js"
 export * from "./http/Auth.js"
 export * from "./http/Errors.js"
 export * from "./http/Files.js"

@@ -2,8 +2,10 @@
  * The provisioning loop: drives every `WorkerProvider` (buildomat's factory protocol, run
  * in-process). It destroys recycled workers, asks for a new worker when a job is queued for a
  * target and no worker of that target is free or booting (never more than the provider's limit),
- * and destroys machines that no live worker owns. Woken by submit and completion, and every
- * second.
+ * and destroys machines that no live worker owns. It gives up workers whose agent does not
+ * bootstrap within the provider's `bootTimeoutMs`, and workers whose machine the provider no
+ * longer lists (their running job fails with a control event that says so). Woken by submit and
+ * completion, and every second.
  *
  * Each provider is a factory: it has a factory record (named after it, without a token), made at
  * start, and its workers refer to that record's id, as in buildomat's schema. So the factory
@@ -15,12 +17,13 @@
  * @since 0.1.0
  */
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import * as Ids from "../Ids.js"
 import { type WorkerProvider, WorkerProviders } from "../WorkerProvider.js"
 import { ServerUrl } from "./Config.js"
 import { Control } from "./Control.js"
 import { FactoryStore, HOLD_WORKERS_REASON } from "./FactoryStore.js"
+import { JobStore } from "./JobStore.js"
 import { Signals } from "./Signals.js"
 import { WorkerStore } from "./WorkerStore.js"
 
@@ -50,6 +53,7 @@ const provisionProvider = (p: WorkerProvider) =>
     const workers = yield* WorkerStore
     const factories = yield* FactoryStore
     const control = yield* Control
+    const jobs = yield* JobStore
     const url = yield* ServerUrl
 
     const f = yield* factories.ensureInProcess(p.name)
@@ -57,9 +61,20 @@ const provisionProvider = (p: WorkerProvider) =>
     yield* sql`UPDATE factory SET lastping = ${new Date().toISOString()} WHERE id = ${f.id}
       AND (lastping IS NULL OR lastping < ${new Date(Date.now() - 10_000).toISOString()})`
     const live = yield* workers.liveOf(f.id)
+    const givenUp = new Set<string>()
     let count = 0
     for (const w of live) {
-      if (w.recycle && w.hold_time === null) {
+      // A hung boot (buildomat's AWS factory: not online 8 minutes after creation) is given up.
+      const hung = !w.recycle && w.hold_time === null && w.token_hash === null && p.bootTimeoutMs !== undefined &&
+        Date.now() - Date.parse(w.time_create) > p.bootTimeoutMs
+      if (hung) {
+        yield* Effect.logWarning(
+          `provider ${p.name}: worker ${w.id} (instance ${w.factory_private ?? "-"}) did not bootstrap within ${p.bootTimeoutMs} ms; giving it up`
+        )
+        yield* workers.recycle(w.id)
+        givenUp.add(w.id)
+      }
+      if ((w.recycle || hung) && w.hold_time === null) {
         if (w.factory_private !== null) {
           const destroyed = yield* p.destroy(w.factory_private).pipe(
             Effect.as(true),
@@ -81,15 +96,19 @@ const provisionProvider = (p: WorkerProvider) =>
     for (const name of creating ? p.targets : []) {
       const [t] = yield* sql<{ id: string }>`SELECT id FROM target WHERE name = ${name}`
       if (t === undefined) continue
-      const queued = (yield* sql<{ id: string }>`
+      const queuedJobs = (yield* sql<{ id: string }>`
         SELECT id FROM job
-        WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0 AND target_id = ${t.id}`)
-        .filter((j) => !leased.has(j.id)).length
-      const spare = live.filter((w) => w.target === t.id && !w.recycle && !w.has_job && w.hold_time === null).length
+        WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0 AND target_id = ${t.id} ORDER BY id`)
+        .filter((j) => !leased.has(j.id))
+      const queued = queuedJobs.length
+      const spare = live.filter((w) =>
+        w.target === t.id && !w.recycle && !givenUp.has(w.id) && !w.has_job && w.hold_time === null
+      ).length
       let need = queued - spare
       while (need > 0 && count < p.limit) {
         const w = yield* workers.create(f.id, t.id, { hold: f.hold_workers ? HOLD_WORKERS_REASON : undefined })
-        const made = yield* p.create({ worker: w.id, target: name, url, bootstrap: w.bootstrap }).pipe(Effect.either)
+        const lease = queuedJobs[queued - need]?.id
+        const made = yield* p.create({ worker: w.id, target: name, url, bootstrap: w.bootstrap, lease }).pipe(Effect.either)
         if (made._tag === "Left") {
           yield* Effect.logWarning(`provider ${p.name}: could not create a worker for ${name}: ${made.left.message}`)
           yield* workers.markDeleted(w.id)
@@ -102,12 +121,32 @@ const provisionProvider = (p: WorkerProvider) =>
     }
 
     // Reap machines no live worker owns (a crash between create and record, or a lost delete).
-    const instances = yield* p.list.pipe(Effect.catchAll(() => Effect.succeed([])))
+    const listed = yield* p.list.pipe(Effect.either)
+    if (listed._tag === "Left") {
+      return yield* Effect.logWarning(`provider ${p.name}: list: ${listed.left.message}`)
+    }
+    const instances = listed.right
     for (const inst of instances) {
       const [w] = yield* sql<{ deleted: number }>`SELECT deleted FROM worker WHERE id = ${inst.worker}`
       if (w === undefined || w.deleted) {
         yield* p.destroy(inst.instanceId).pipe(Effect.catchAll(() => Effect.void))
       }
+    }
+
+    // Give up workers whose machine is gone (terminated behind our back, or crashed): fail the
+    // job it was running, with the reason, and delete the worker (buildomat's AWS factory deletes
+    // a worker whose instance is terminated or not found).
+    const present = new Set(instances.map((i) => i.instanceId))
+    for (const w of yield* workers.liveOf(f.id)) {
+      if (w.factory_private === null || w.hold_time !== null || present.has(w.factory_private)) continue
+      const why = `instance ${w.factory_private} of worker ${w.id} is gone from provider ${p.name}`
+      yield* Effect.logWarning(`provider ${p.name}: ${why}; deleting the worker`)
+      const j = yield* workers.jobOf(w.id)
+      if (Option.isSome(j) && !j.value.complete) {
+        yield* jobs.control(j.value.id, `${why} (terminated outside buildomat?); aborting job`).pipe(sql.withTransaction)
+        yield* jobs.complete(j.value.id, true).pipe(Effect.catchAll(() => Effect.void))
+      }
+      yield* workers.markDeleted(w.id)
     }
   }).pipe(Effect.orDie)
 

@@ -47,6 +47,7 @@ import { JobInputsLive, JobOutputsLive, JobStoreLive, PublicLive, WorkerJobLive 
 import * as Inputs from "./Inputs.js"
 import * as JobValues from "./JobValues.js"
 import * as Publishing from "./Publishing.js"
+import { agentFileLayer } from "./http/AgentFile.js"
 import * as JobStore from "./JobStore.js"
 import * as ObjectStore from "./ObjectStore.js"
 import * as Provisioner from "./Provisioner.js"
@@ -71,6 +72,8 @@ import * as WorkerStore from "./WorkerStore.js"
  *   `job.max_runtime`; default 24 hours).
  * - `objectStore`: another object store layer (for example S3).
  * - `hold`: start with new worker creation on hold (buildomat `admin.hold`; default false).
+ * - `agentBundle`: the agent bundle served at `GET /file/agent` and `/file/agent.gz`; default
+ *   `@buildomat/agent/bundle` resolved next to core.
  *
  * @since 0.1.0
  * @category models
@@ -85,6 +88,7 @@ export interface ServerOptions {
   readonly maxRuntime?: number | undefined
   readonly objectStore?: Layer.Layer<ObjectStore.ObjectStore> | undefined
   readonly hold?: boolean | undefined
+  readonly agentBundle?: string | undefined
 }
 
 /**
@@ -150,6 +154,7 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
   const serve = HttpApiBuilder.serve().pipe(
     Layer.provide(HttpApiBuilder.middleware(errorMapping)),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+    Layer.provide(agentFileLayer({ bundle: options.agentBundle })),
     Layer.provide(ApiLive)
   )
   const loops = Layer.mergeAll(Scheduler.layer, Provisioner.layer)
