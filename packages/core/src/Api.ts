@@ -26,6 +26,8 @@ import {
   FactoryEnable,
   FactoryLeaseResult,
   FactoryPingResult,
+  FactoryReport,
+  FactoryStatus,
   FactoryWhatsNext,
   FactoryWorker,
   FactoryWorkerAppend,
@@ -43,6 +45,7 @@ import {
   JobOutputDigest,
   JobSubmit,
   JobSubmitResult,
+  JobWhy,
   Quota,
   UploadedChunk
 } from "./Jobs.js"
@@ -264,6 +267,11 @@ export class JobsGroup extends HttpApiGroup.make("jobs")
       .addSuccess(Schema.Array(JobOutputDigest))
       .annotate(OpenApi.Description, "Outputs with their SHA-256 (an addition to buildomat's API).")
   )
+  .add(
+    HttpApiEndpoint.get("why")`/ext/0/jobs/${job}/why`
+      .addSuccess(JobWhy)
+      .annotate(OpenApi.Description, "Why a job is not running yet (an addition to buildomat's API).")
+  )
   .addError(NotFound)
   .addError(Forbidden)
   .addError(BadRequest)
@@ -432,6 +440,15 @@ export class FactoryGroup extends HttpApiGroup.make("factory")
       .addSuccess(FactoryWorkerAppendResult)
   )
   .add(HttpApiEndpoint.post("workerFlush")`/0/factory/worker/${worker}/flush`.addSuccess(HttpApiSchema.NoContent))
+  .add(
+    HttpApiEndpoint.post("status", "/ext/0/factory/status")
+      .setPayload(FactoryReport)
+      .addSuccess(FactoryStatus)
+      .annotate(
+        OpenApi.Description,
+        "The reconcile loop reports how full it is and learns its switches, target ids and busy workers (an addition to buildomat's API)."
+      )
+  )
   .addError(NotFound)
   .addError(Forbidden)
   .addError(Conflict)

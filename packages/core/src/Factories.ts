@@ -223,3 +223,64 @@ export const FactoryWorkerAppend = Schema.Struct({
 export const FactoryWorkerAppendResult = Schema.Struct({ retry: Schema.Boolean }).annotations({
   identifier: "FactoryWorkerAppendResult"
 })
+
+// ---------------------------------------------------------------------------------------------
+// Additions: the reconcile loop's report (`POST /ext/0/factory/status`)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * How full a factory is for one target, by target name: `workers` live (not deleted) workers of
+ * the target, at most `limit`; `warm` spare workers wanted ahead of demand; `spare` of them
+ * spare now (not held, no job).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const FactoryTargetReport = Schema.Struct({
+  name: Schema.String,
+  limit: Uint32,
+  workers: Uint32,
+  warm: Uint32,
+  spare: Uint32
+}).annotations({ identifier: "FactoryTargetReport" })
+/** @since 0.1.0 @category models */
+export type FactoryTargetReport = typeof FactoryTargetReport.Type
+
+/**
+ * `POST /ext/0/factory/status` body (an addition to buildomat's API): what the factory's
+ * reconcile loop serves and how full it is: `limit` and `workers` over all targets, and per
+ * target. The server keeps the last report of each factory in memory, to say why a job waits
+ * (`GET /ext/0/jobs/{job}/why`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const FactoryReport = Schema.Struct({
+  limit: Uint32,
+  workers: Uint32,
+  targets: Schema.Array(FactoryTargetReport)
+}).annotations({ identifier: "FactoryReport" })
+/** @since 0.1.0 @category models */
+export type FactoryReport = typeof FactoryReport.Type
+
+/**
+ * `POST /ext/0/factory/status` result: what a reconcile loop needs beyond buildomat's factory
+ * routes. `enable` and `hold_workers` are the factory's switches, `hold` the global "hold new
+ * worker creation" flag; `targets` maps each reported target name to its id (`id: null` when the
+ * server has no target of that name); `jobs` lists the factory's workers that have a job (so
+ * that the loop can tell spare workers from busy ones).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const FactoryStatus = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  enable: Schema.Boolean,
+  hold_workers: Schema.Boolean,
+  hold: Schema.Boolean,
+  targets: Schema.Array(Schema.Struct({ name: Schema.String, id: Schema.NullOr(Schema.String) })),
+  jobs: Schema.Array(Schema.Struct({ worker: Schema.String, job: Schema.String }))
+}).annotations({ identifier: "FactoryStatus" })
+/** @since 0.1.0 @category models */
+export type FactoryStatus = typeof FactoryStatus.Type

@@ -220,3 +220,72 @@ export const JobOutputDigest = Schema.Struct({
 }).annotations({ identifier: "JobOutputDigest" })
 /** @since 0.1.0 @category models */
 export type JobOutputDigest = typeof JobOutputDigest.Type
+
+/**
+ * Why a job is not running yet, one reason among (an addition to buildomat's API):
+ *
+ * - `waiting_inputs`: inputs declared at submit are not all uploaded;
+ * - `waiting_dependencies`: jobs it depends on have not finished;
+ * - `hold`: new worker creation is on hold (`POST /0/control/hold`, or `admin.hold`);
+ * - `no_provider`: no provider or factory serves its target (none configured, or none has
+ *   reported in the last 2 minutes);
+ * - `factory_disabled`: every factory that serves its target is disabled;
+ * - `factory_hold_workers`: the workers made for it start held (the factory's `hold_workers`)
+ *   and wait for an operator to release them;
+ * - `limit`: every factory that serves its target is at its limit (overall or for the target);
+ * - `booting`: a worker is being made or is booting for the target (the job takes the next one
+ *   that bootstraps);
+ * - `ready`: a bootstrapped worker is free; the scheduler assigns the job within a second;
+ * - `queued`: it waits its turn behind older jobs of the target, or for the next pass of the
+ *   factory that serves it.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobWaitReasonCode = Schema.Literal(
+  "waiting_inputs",
+  "waiting_dependencies",
+  "hold",
+  "no_provider",
+  "factory_disabled",
+  "factory_hold_workers",
+  "limit",
+  "booting",
+  "ready",
+  "queued"
+)
+/** @since 0.1.0 @category models */
+export type JobWaitReasonCode = typeof JobWaitReasonCode.Type
+
+/**
+ * One reason a job waits: a `code` (see `JobWaitReasonCode`) and a sentence for people.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobWaitReason = Schema.Struct({
+  code: JobWaitReasonCode,
+  message: Schema.String
+}).annotations({ identifier: "JobWaitReason" })
+/** @since 0.1.0 @category models */
+export type JobWaitReason = typeof JobWaitReason.Type
+
+/**
+ * `GET /ext/0/jobs/{job}/why` (an addition to buildomat's API): the job's `state` and, while it
+ * is `queued` or `waiting`, the `reasons` it is not running yet, most important first, computed
+ * from the scheduler's and the factories' state at the time of the call. Empty once the job is
+ * assigned or complete. `position` is its place (1 = next) among the queued jobs of its target,
+ * oldest first, while it is queued.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobWhy = Schema.Struct({
+  id: Schema.String,
+  state: Schema.String,
+  target: Schema.String,
+  position: Schema.optional(Schema.NullOr(Uint32)),
+  reasons: Schema.Array(JobWaitReason)
+}).annotations({ identifier: "JobWhy" })
+/** @since 0.1.0 @category models */
+export type JobWhy = typeof JobWhy.Type

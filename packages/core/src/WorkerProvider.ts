@@ -1,8 +1,10 @@
 /**
  * The worker provider port: what the core server asks of a "factory" that makes ephemeral
- * machines. The server's provisioning loop calls `create` when a job is queued for a target the
- * provider serves and no worker is free, and `destroy` once the worker's one job is done (one job
- * per worker, as buildomat). Implementations: `@buildomat/provider-local` (agents as local
+ * machines. One reconcile loop (`Factory.reconcileOnce`) drives any provider, either inside the
+ * server process (`Provisioner`, a layer) or as a separate factory process speaking the factory
+ * API (`Factory.run`). It calls `create` when it holds a lease on a queued job of a target the
+ * provider serves (or to keep a warm pool), and `destroy` once the worker's one job is done (one
+ * job per worker, as buildomat). Implementations: `@buildomat/provider-local` (agents as local
  * processes), `@buildomat/provider-aws` (EC2 instances).
  *
  * @since 0.1.0
@@ -33,6 +35,8 @@ export interface CreateWorkerRequest {
 /**
  * A provider's handle on a machine it made: `instanceId` is the provider's own name for it
  * (an EC2 instance id, a local process id), recorded as the worker's `factory_private`.
+ * `metadata` is buildomat's factory metadata for the machine (see `Workers.FactoryMetadata`:
+ * diagnostic scripts, root keys), recorded with it and handed to its agent in each ping.
  *
  * @since 0.1.0
  * @category models
@@ -41,6 +45,26 @@ export interface WorkerInstance {
   readonly instanceId: string
   readonly worker: string
   readonly ip?: string | undefined
+  readonly metadata?: unknown
+}
+
+/**
+ * Per-target settings of a provider, honoured by the reconcile loop:
+ *
+ * - `limit`: the most workers of this target at once (within the provider's `limit`); default:
+ *   the provider's `limit`.
+ * - `warm`: how many spare workers (made, not held, without a job; booting or bootstrapped) to
+ *   keep ahead of demand, so that a job starts on a worker that is already up. Still one job per
+ *   worker: each job takes one from the pool and the loop makes another. Within `limit`; default
+ *   0 (workers are made only for queued jobs, as buildomat). Not filled while the factory is
+ *   disabled, creation is on hold, or the factory holds every worker it makes (`hold_workers`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TargetPolicy {
+  readonly limit?: number | undefined
+  readonly warm?: number | undefined
 }
 
 /**
@@ -57,9 +81,12 @@ export class ProviderError extends Data.TaggedError("ProviderError")<{
 /**
  * A source of ephemeral workers.
  *
- * - `name`: the factory name shown in worker listings and job events.
+ * - `name`: the factory name shown in worker listings and job events (in-process providers; a
+ *   separate factory process is known by its factory record's name).
  * - `targets`: the target names it can make workers for.
  * - `limit`: the most workers it may have at once; the loop never asks for more.
+ * - `policies` (optional): per-target `limit` and `warm` pool size, by target name (see
+ *   `TargetPolicy`).
  * - `create`: start a machine for a worker; resolves once the machine is on its way (the agent
  *   bootstraps by itself).
  * - `destroy`: stop a machine and release everything it held; destroying one already gone
@@ -69,10 +96,11 @@ export class ProviderError extends Data.TaggedError("ProviderError")<{
  *   event that says so. So `list` must be complete (include machines being created) and fail,
  *   rather than answer short, when it cannot tell.
  * - `bootTimeoutMs` (optional): how long, in milliseconds since the worker was created, its
- *   agent may take to bootstrap. A worker still not bootstrapped after that is given up: marked
- *   recycled, its machine destroyed, its record deleted, and a new worker made if a job still
- *   needs one (buildomat's AWS factory does this after 8 minutes). Without it, a worker that
- *   never boots holds its slot until an operator acts.
+ *   agent may take to bootstrap. A worker still not bootstrapped after that is given up: its
+ *   machine destroyed, its record deleted, and a new worker made if a job still needs one
+ *   (buildomat's AWS factory does this after 8 minutes). Without it the loop's default applies
+ *   (`Factory.DEFAULT_BOOT_TIMEOUT_MS`, 30 minutes: buildomat's "never bootstrapped" rule; a
+ *   server sets it with `ServerOptions.bootTimeoutMs`).
  *
  * @since 0.1.0
  * @category models
@@ -85,6 +113,7 @@ export interface WorkerProvider {
   readonly destroy: (instanceId: string) => Effect.Effect<void, ProviderError>
   readonly list: Effect.Effect<ReadonlyArray<WorkerInstance>, ProviderError>
   readonly bootTimeoutMs?: number | undefined
+  readonly policies?: Readonly<Record<string, TargetPolicy>> | undefined
 }
 
 /**

@@ -17,6 +17,8 @@ export * as Errors from "./Errors.js"
 /** @since 0.1.0 */
 export * as Factories from "./Factories.js"
 /** @since 0.1.0 */
+export * as Factory from "./Factory.js"
+/** @since 0.1.0 */
 export * as Ids from "./Ids.js"
 /** @since 0.1.0 */
 export * as Jobs from "./Jobs.js"

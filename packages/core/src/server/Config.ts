@@ -16,6 +16,10 @@ import { Context } from "effect"
  *   `job.max_runtime`); past it the job is aborted. Absent means `DEFAULT_MAX_RUNTIME`.
  * - `hold`: the initial value of the in-memory "hold new worker creation" flag (buildomat
  *   `admin.hold`; default false). `POST /0/control/hold` and `/0/control/resume` change it.
+ * - `bootTimeoutMs`: how long, in milliseconds from its creation, an in-process provider's worker
+ *   may take to bootstrap before the provisioning loop gives it up, for providers that set no
+ *   `bootTimeoutMs` of their own; absent means `Factory.DEFAULT_BOOT_TIMEOUT_MS` (30 minutes,
+ *   buildomat's "never bootstrapped" rule).
  *
  * @since 0.1.0
  * @category models
@@ -27,6 +31,7 @@ export interface ServerConfigShape {
   readonly publicUrl?: string | undefined
   readonly maxRuntime?: number | undefined
   readonly hold?: boolean | undefined
+  readonly bootTimeoutMs?: number | undefined
 }
 
 /**

@@ -6,14 +6,17 @@
  *
  * Every worker belongs to a factory. In-process providers (`WorkerProvider`s a server runs as
  * layers) have factory records too, made at start with no token (`ensureInProcess`), so that
- * enabling, disabling and `hold_workers` apply to them the same way.
+ * enabling, disabling and `hold_workers` apply to them the same way. Both kinds run the same
+ * reconcile loop (`Factory.reconcileOnce`): the in-process one calls this store directly, a
+ * separate factory process reaches it through the factory API. Each pass reports how full the
+ * factory is (`status`); the reports, kept in memory, say why a job waits.
  *
  * @since 0.1.0
  */
 import { SqlClient } from "@effect/sql"
 import { Clock, Context, Effect, Layer, Option, Ref, Schema } from "effect"
 import { BadRequest, Conflict, Forbidden, NotFound } from "../Errors.js"
-import type { Factory, FactoryWorker } from "../Factories.js"
+import type { Factory, FactoryReport, FactoryStatus, FactoryWorker } from "../Factories.js"
 import { FactoryMetadata } from "../Factories.js"
 import * as Ids from "../Ids.js"
 import { now } from "../Schemas.js"
@@ -61,10 +64,40 @@ type FullWorkerRow = WorkerRow & {
   readonly factory_metadata: string | null
 }
 
+/**
+ * A lease in memory: held by `factory` until `expiry` (epoch ms), on a job of `target` (an id).
+ * `worker` is the worker the factory made after taking it (the lease "covers" that worker until
+ * the worker gets a job or goes away).
+ */
 interface Lease {
   readonly factory: string
   readonly expiry: number
+  readonly target: string
+  readonly worker?: string | undefined
 }
+
+/**
+ * The last report of a factory's reconcile loop (`status`), with the target ids its target
+ * names resolved to and when it came (epoch ms).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FactoryReportEntry {
+  readonly factory: string
+  readonly report: FactoryReport
+  readonly targetIds: ReadonlyMap<string, string>
+  readonly time: number
+}
+
+/**
+ * How long a factory's report counts as current, in milliseconds (2 minutes): a factory that has
+ * not reported for longer is taken as not running when saying why a job waits.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const REPORT_FRESH_MS = 120_000
 
 /** JSON with object keys sorted, so that equal values give equal text. */
 const canonical = (v: unknown): string =>
@@ -83,6 +116,7 @@ const make = Effect.gen(function*() {
   const signals = yield* Signals
   const control = yield* Control
   const leases = yield* Ref.make(new Map<string, Lease>())
+  const reports = yield* Ref.make(new Map<string, FactoryReportEntry>())
 
   const view = (f: FactoryRow): Factory => ({
     id: f.id,
@@ -183,34 +217,65 @@ const make = Effect.gen(function*() {
     SELECT id, target_id FROM job
     WHERE complete = 0 AND waiting = 0 AND cancelled = 0 AND worker IS NULL ORDER BY id LIMIT 10000`.pipe(Effect.orDie)
 
-  /** Drops leases that expired or whose job no longer needs a worker. */
-  const prune = (open: ReadonlySet<string>, t: number) =>
-    Ref.update(leases, (m) => new Map([...m].filter(([job, l]) => l.expiry > t && open.has(job))))
+  /**
+   * Drops leases that expired, whose job no longer needs a worker, or whose worker is no longer
+   * spare (held, recycled, deleted, or it took another job): the job may be leased again.
+   */
+  const prune = (open: ReadonlySet<string>, t: number, spare: ReadonlySet<string>) =>
+    Ref.update(leases, (m) =>
+      new Map([...m].filter(([job, l]) => l.expiry > t && open.has(job) && (l.worker === undefined || spare.has(l.worker)))))
+
+  /** Spare workers (not deleted, recycled or held; no job) of every factory, by id, with their target. */
+  const spareWorkers = sql<{ id: string; target: string }>`
+    SELECT w.id, w.target FROM worker w
+    WHERE w.deleted = 0 AND w.recycle = 0 AND w.hold_time IS NULL
+      AND NOT EXISTS (SELECT 1 FROM job j WHERE j.worker = w.id)`.pipe(Effect.orDie)
 
   /**
-   * `POST /0/factory/lease`: the oldest queued job whose resolved target is one of `targets` and
-   * that no factory holds a lease on; the lease lasts `LEASE_MS`. None while the factory is
-   * disabled or creation is on hold. Records a ping either way.
+   * A lease for `factory` without recording a ping: the oldest queued job whose resolved target
+   * is one of `targets`, that no factory holds a lease on, and that is not already provided for.
+   * A job of target T is provided for while T has no more queued jobs than spare workers
+   * (booting or free, of any factory) plus leases whose worker is not made yet: those jobs get
+   * the workers already coming, so no factory makes one more (buildomat grants a lease for every
+   * queued job; this stops a warm pool or a booting worker from drawing a surplus one). A lease
+   * whose worker stops being spare (held, recycled, deleted, or it took another job) is dropped,
+   * so that its job can be leased again at once.
+   * None while the factory is disabled or creation is on hold.
    */
-  const lease = (factory: string, targets: ReadonlyArray<string>) =>
+  const grant = (factory: string, targets: ReadonlyArray<string>) =>
     Effect.gen(function*() {
-      yield* ping(factory)
       const f = yield* get(factory)
       if (!f.enable || (yield* control.held)) return null
       const open = yield* leasable
       const t = yield* Clock.currentTimeMillis
-      yield* prune(new Set(open.map((j) => j.id)), t)
+      const spare = yield* spareWorkers
+      const spareIds = new Set(spare.map((w) => w.id))
+      yield* prune(new Set(open.map((j) => j.id)), t, spareIds)
       const supported = new Set(targets.map((s) => s.toUpperCase()))
       return yield* Ref.modify(leases, (m) => {
+        const count = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1)
+        const queued = new Map<string, number>()
+        for (const j of open) count(queued, j.target_id)
+        const provided = new Map<string, number>()
+        for (const w of spare) count(provided, w.target)
+        for (const l of m.values()) if (l.worker === undefined) count(provided, l.target)
         for (const j of open) {
           if (!supported.has(j.target_id) || m.has(j.id)) continue
+          if ((queued.get(j.target_id) ?? 0) <= (provided.get(j.target_id) ?? 0)) continue
           const next = new Map(m)
-          next.set(j.id, { factory, expiry: t + LEASE_MS })
+          next.set(j.id, { factory, expiry: t + LEASE_MS, target: j.target_id })
           return [{ job: j.id, target: j.target_id }, next] as const
         }
         return [null, m] as const
       })
     })
+
+  /**
+   * `POST /0/factory/lease`: records a ping, then `grant`s a lease (which lasts `LEASE_MS`), or
+   * null.
+   */
+  const lease = (factory: string, targets: ReadonlyArray<string>) =>
+    Effect.zipRight(ping(factory), grant(factory, targets))
 
   /**
    * `POST /0/factory/lease/{job}`: extends the factory's own lease by `LEASE_MS`; false if it
@@ -220,23 +285,63 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const open = yield* leasable
       const t = yield* Clock.currentTimeMillis
-      yield* prune(new Set(open.map((j) => j.id)), t)
+      const spare = yield* spareWorkers
+      yield* prune(new Set(open.map((j) => j.id)), t, new Set(spare.map((w) => w.id)))
       return yield* Ref.modify(leases, (m) => {
         const l = m.get(job)
         if (l === undefined || l.factory !== factory) return [false, m] as const
         const next = new Map(m)
-        next.set(job, { factory, expiry: t + LEASE_MS })
+        next.set(job, { ...l, expiry: t + LEASE_MS })
         return [true, next] as const
       })
     })
 
-  /** The jobs other factories hold live leases on (the in-process provisioner leaves them be). */
-  const leasedByOthers = (factory: string) =>
+  /** The live lease on a job, if any. */
+  const leaseOf = (job: string) =>
     Effect.gen(function*() {
       const t = yield* Clock.currentTimeMillis
-      const m = yield* Ref.get(leases)
-      return new Set([...m].filter(([, l]) => l.factory !== factory && l.expiry > t).map(([job]) => job))
+      const l = (yield* Ref.get(leases)).get(job)
+      return l !== undefined && l.expiry > t ? Option.some(l) : Option.none<Lease>()
     })
+
+  // -------------------------------------------------------------------------------------------
+  // Reports of the reconcile loops
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * `POST /ext/0/factory/status`: keeps the loop's report (in memory) and answers with the
+   * factory's switches, the global hold, the ids of the reported target names, and which of its
+   * workers have a job. Records a ping at most every 10 seconds.
+   */
+  const status = (factory: string, report: FactoryReport) =>
+    Effect.gen(function*() {
+      const f = yield* get(factory)
+      const t = yield* Clock.currentTimeMillis
+      const names = report.targets.map((x) => x.name)
+      const found = names.length === 0
+        ? []
+        : yield* sql<{ id: string; name: string }>`SELECT id, name FROM target WHERE ${sql.in("name", names)}`.pipe(
+          Effect.orDie
+        )
+      const ids = new Map(found.map((r) => [r.name, r.id]))
+      yield* Ref.update(reports, (m) => new Map(m).set(factory, { factory, report, targetIds: ids, time: t }))
+      if (f.lastping === null || Date.parse(f.lastping) < Date.now() - 10_000) yield* ping(factory)
+      const jobs = yield* sql<{ worker: string; job: string }>`
+        SELECT j.worker AS worker, j.id AS job FROM job j JOIN worker w ON w.id = j.worker
+        WHERE w.factory = ${factory} AND w.deleted = 0 ORDER BY j.id`.pipe(Effect.orDie)
+      return {
+        id: f.id,
+        name: f.name,
+        enable: f.enable === 1,
+        hold_workers: f.hold_workers === 1,
+        hold: yield* control.held,
+        targets: names.map((name) => ({ name, id: ids.get(name) ?? null })),
+        jobs
+      } satisfies FactoryStatus
+    })
+
+  /** The last report of every factory (current or not; see `REPORT_FRESH_MS`). */
+  const reportsNow = Effect.map(Ref.get(reports), (m) => [...m.values()])
 
   // -------------------------------------------------------------------------------------------
   // The factory's workers
@@ -245,7 +350,8 @@ const make = Effect.gen(function*() {
   const factoryWorker = (w: FullWorkerRow, bootstrap = ""): FactoryWorker => ({
     id: w.id,
     private: w.factory_private,
-    recycle: w.recycle === 1 && w.hold_time === null,
+    // Not while held, nor while the agent still runs post-job diagnostics it promised.
+    recycle: w.recycle === 1 && w.hold_time === null && !w.diagnostics,
     bootstrap,
     online: w.token_hash !== null,
     hold: w.hold_time !== null,
@@ -326,6 +432,12 @@ const make = Effect.gen(function*() {
       if (body.job != null) {
         yield* hub.notify(body.job)
         yield* Ref.update(leases, (m) => new Map([...m].filter(([job]) => job !== body.job)))
+      } else {
+        // The worker is what the factory's oldest uncovered lease on this target was for.
+        yield* Ref.update(leases, (m) => {
+          const entry = [...m].find(([, l]) => l.factory === factory && l.target === t.id && l.worker === undefined)
+          return entry === undefined ? m : new Map(m).set(entry[0], { ...entry[1], worker: made.id })
+        })
       }
       yield* signals.wakeAll
       const w = yield* workerRow(made.id)
@@ -445,8 +557,11 @@ const make = Effect.gen(function*() {
     disable,
     ping,
     lease,
+    grant,
     renew,
-    leasedByOthers,
+    leaseOf,
+    status,
+    reportsNow,
     createWorker,
     listWorkers,
     getWorker,

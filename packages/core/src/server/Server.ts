@@ -72,6 +72,9 @@ import * as WorkerStore from "./WorkerStore.js"
  *   `job.max_runtime`; default 24 hours).
  * - `objectStore`: another object store layer (for example S3).
  * - `hold`: start with new worker creation on hold (buildomat `admin.hold`; default false).
+ * - `bootTimeoutMs`: how long an in-process provider's worker may take to bootstrap, in
+ *   milliseconds from its creation, when the provider sets no `bootTimeoutMs`; default 30
+ *   minutes (buildomat's "never bootstrapped" rule).
  * - `agentBundle`: the agent bundle served at `GET /file/agent` and `/file/agent.gz`; default
  *   `@buildomat/agent/bundle` resolved next to core.
  *
@@ -89,6 +92,7 @@ export interface ServerOptions {
   readonly objectStore?: Layer.Layer<ObjectStore.ObjectStore> | undefined
   readonly hold?: boolean | undefined
   readonly agentBundle?: string | undefined
+  readonly bootTimeoutMs?: number | undefined
 }
 
 /**
@@ -121,7 +125,8 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
       maxBytesPerFile: options.maxBytesPerFile ?? DEFAULT_MAX_BYTES_PER_FILE,
       publicUrl: options.publicUrl,
       maxRuntime: options.maxRuntime,
-      hold: options.hold
+      hold: options.hold,
+      bootTimeoutMs: options.bootTimeoutMs
     }
   })
   const http = NodeHttpServer.layer(createServer, { host: options.host ?? "127.0.0.1", port: options.port ?? 9979 })

@@ -48,4 +48,6 @@ export * as WorkerAdmin from "./WorkerAdmin.js"
 /** @since 0.1.0 */
 export * as WorkerStore from "./WorkerStore.js"
 /** @since 0.1.0 */
+export * as Why from "./Why.js"
+/** @since 0.1.0 */
 export * as Testing from "./Testing.js"

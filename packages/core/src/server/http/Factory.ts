@@ -11,7 +11,8 @@ import { FactoryStore } from "../FactoryStore.js"
 /**
  * The factory routes. Worker routes answer 403 (`not your worker`) for a worker another factory
  * made, and 404 for one that does not exist (but `GET /0/factory/worker/{worker}` answers
- * `{ worker: null }` for a missing or deleted worker, as buildomat).
+ * `{ worker: null }` for a missing or deleted worker, as buildomat). `POST /ext/0/factory/status`
+ * is our addition for the reconcile loop (`Factory`).
  *
  * @since 0.1.0
  * @category handlers
@@ -33,4 +34,5 @@ export const FactoryLive = HttpApiBuilder.group(BuildomatApi, "factory", (handle
       .handle("workerDestroy", ({ path }) => withFactory((f) => factories.destroyWorker(f, path.worker)))
       .handle("workerAppend", ({ path, payload }) => withFactory((f) => factories.append(f, path.worker, payload)))
       .handle("workerFlush", ({ path }) => withFactory((f) => factories.flush(f, path.worker)))
+      .handle("status", ({ payload }) => withFactory((f) => factories.status(f, payload)))
   }))

@@ -11,6 +11,7 @@ import { EventHub } from "../EventHub.js"
 import { JobStore, stateOf } from "../JobStore.js"
 import { ObjectStore } from "../ObjectStore.js"
 import { fileKey } from "../Uploads.js"
+import { why } from "../Why.js"
 import { serveFile } from "./Files.js"
 
 const encoder = new TextEncoder()
@@ -42,6 +43,7 @@ export const JobsLive = HttpApiBuilder.group(BuildomatApi, "jobs", (handlers) =>
       .handle("outputDigests", ({ path }) =>
         forUser(path.job).pipe(Effect.flatMap((j) => jobs.outputs(j.id)), Effect.map((o) => o.digests)))
       .handle("cancel", ({ path }) => forUser(path.job).pipe(Effect.flatMap(jobs.cancel)))
+      .handle("why", ({ path }) => forUser(path.job).pipe(Effect.flatMap((j) => Effect.orDie(why(j)))))
       .handleRaw("download", ({ path, request }) =>
         Effect.gen(function*() {
           const j = yield* forUser(path.job)
