@@ -9,8 +9,10 @@
  * @since 0.1.0
  */
 import { Client } from "@buildomat/core"
+import type { WorkerProvider } from "@buildomat/core"
 import { Config, Server } from "@buildomat/core/server"
 import { LocalProvider } from "@buildomat/provider-local"
+import type { ServeError } from "@effect/platform/HttpServerError"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Stream } from "effect"
 
@@ -20,7 +22,9 @@ import { Effect, Layer, Stream } from "effect"
  *
  * @since 0.1.0
  */
-export const layer = (options: { readonly dataDir: string; readonly adminToken: string; readonly port: number }) =>
+export const layer = (
+  options: { readonly dataDir: string; readonly adminToken: string; readonly port: number }
+): Layer.Layer<Config.ServerUrl, ServeError | WorkerProvider.ProviderError> =>
   Server.layer({ dataDir: options.dataDir, adminToken: options.adminToken, port: options.port }).pipe(
     Layer.provide(LocalProvider.layer({ scratchRoot: `${options.dataDir}/workers`, targets: ["default", "linux"], limit: 2 }))
   )

@@ -17,8 +17,9 @@
  * max_runtime = 86400            # seconds a job may run once assigned (buildomat `job.max_runtime`)
  *
  * [providers.local]              # agents as local processes (@buildomat/provider-local)
- * targets = ["default"]
- * limit = 4
+ * targets = ["default"]          # or a table per target, [providers.local.targets.<name>]:
+ * limit = 4                      #   limit, warm, scratch_root, user
+ * # warm = 0                     # agents kept started and bootstrapped ahead of jobs
  * # scratch_root = "..."         # default: <data_dir>/workers
  *
  * [providers.aws]                # EC2 instances (@buildomat/provider-aws); see docs/aws.md
@@ -29,7 +30,20 @@
  * instance_type = "m7i.large"
  * ```
  *
- * A target may be served by one provider only.
+ * [factory]                      # the reconcile loop; url/token for a separate factory process
+ * # url = "http://127.0.0.1:9979"   # the core server; default: public_url, or http://<listen>
+ * # token = "..."                # factory token (buildomat admin factory create NAME), or
+ * #                              #   env BUILDOMAT_FACTORY_TOKEN
+ * # agent_url = "..."            # what agents use to reach the server, if not url
+ * # providers = ["aws"]          # run by `factory.js`, not by the server itself
+ * # interval_ms = 1000           # pause between passes of factory.js
+ * # boot_timeout_s = 1800        # give up workers not bootstrapped by then (providers without
+ * #                              #   their own; buildomat's 30 minutes)
+ * ```
+ *
+ * A target may be served by one provider only. `dist/factory.js -f FILE --provider NAME` runs one
+ * provider of the file as a separate factory process (`Factory.run`); a server reading the same
+ * file leaves the providers listed in `[factory] providers` to it, and only makes their targets.
  *
  * @since 0.1.0
  */
@@ -71,8 +85,27 @@ export const ConfigFile = Schema.Struct({
       aws: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
     }).annotations(strict),
     { default: () => ({ local: {} }) }
+  ),
+  factory: Schema.optionalWith(
+    Schema.Struct({
+      url: Schema.optional(Schema.String),
+      token: Schema.optional(Schema.String),
+      agent_url: Schema.optional(Schema.String),
+      providers: Schema.optional(Schema.Array(Schema.Literal("local", "aws"))),
+      interval_ms: Schema.optional(Schema.Int.pipe(Schema.positive())),
+      boot_timeout_s: Schema.optional(Schema.Number.pipe(Schema.positive()))
+    }).annotations(strict),
+    { default: () => ({}) }
   )
 }).annotations({ identifier: "ConfigFile", ...strict })
+
+/**
+ * A provider kind the file can configure (`[providers.<kind>]`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ProviderKind = "local" | "aws"
 
 /**
  * The configuration with paths resolved and defaults filled in.
@@ -92,6 +125,8 @@ export interface ResolvedConfig {
   readonly maxRuntime: number | undefined
   readonly local: LocalProvider.LocalProviderConfig | undefined
   readonly aws: AwsProvider.AwsProviderConfig | undefined
+  readonly remote: ReadonlyArray<ProviderKind>
+  readonly bootTimeoutMs: number | undefined
 }
 
 /**
@@ -108,14 +143,8 @@ const parseListen = (listen: string) => {
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) }
 }
 
-/**
- * Reads and resolves a configuration file (`undefined` means no file: all defaults, relative to
- * the working directory). Creates the data directory, and the admin token file if needed.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const load = (file: string | undefined) =>
+/** Reads, parses and decodes a file (`undefined`: no file, all defaults). */
+const readFile = (file: string | undefined) =>
   Effect.gen(function*() {
     let raw: unknown = {}
     const base = file === undefined ? process.cwd() : NodePath.dirname(NodePath.resolve(file))
@@ -136,7 +165,69 @@ export const load = (file: string | undefined) =>
     if (listen === undefined) {
       return yield* new ConfigError({ message: `server.listen must be host:port, got ${JSON.stringify(cfg.server.listen)}` })
     }
-    const dataDir = NodePath.resolve(base, cfg.server.data_dir)
+    return { cfg, base, listen, dataDir: NodePath.resolve(base, cfg.server.data_dir), where: file ?? "configuration" }
+  })
+
+/** The providers the file configures, decoded, with paths resolved against the file. */
+const providersOf = (read: Effect.Effect.Success<ReturnType<typeof readFile>>) =>
+  Effect.gen(function*() {
+    const { base, cfg, dataDir, where } = read
+    let local: LocalProvider.LocalProviderConfig | undefined
+    if (cfg.providers.local !== undefined) {
+      const table = { scratch_root: NodePath.join(dataDir, "workers"), ...cfg.providers.local }
+      local = yield* Schema.decodeUnknown(LocalProvider.LocalProviderConfigSchema)(table).pipe(
+        Effect.mapError((e) => new ConfigError({ message: `${where}: [providers.local]: ${e.message}` }))
+      )
+      const targets = local.targets
+      local = {
+        ...local,
+        scratchRoot: NodePath.resolve(base, local.scratchRoot),
+        ...(targets !== undefined && !Array.isArray(targets)
+          ? {
+            targets: Object.fromEntries(
+              Object.entries(targets as Readonly<Record<string, LocalProvider.LocalTargetConfig>>).map(([k, v]) => [
+                k,
+                v.scratchRoot !== undefined ? { ...v, scratchRoot: NodePath.resolve(base, v.scratchRoot) } : v
+              ])
+            )
+          }
+          : {})
+      }
+    }
+    let aws: AwsProvider.AwsProviderConfig | undefined
+    if (cfg.providers.aws !== undefined) {
+      aws = yield* Schema.decodeUnknown(AwsProvider.AwsProviderConfigSchema)(cfg.providers.aws).pipe(
+        Effect.mapError((e) => new ConfigError({ message: `${where}: [providers.aws]: ${e.message}` }))
+      )
+      const localTargets = local !== undefined ? LocalProvider.targetNames(local) : []
+      const shared = Object.keys(aws.targets).filter((t) => localTargets.includes(t))
+      if (shared.length > 0) {
+        return yield* new ConfigError({
+          message: `${where}: target ${JSON.stringify(shared[0])} is served by both [providers.local] and [providers.aws]; give each target one provider`
+        })
+      }
+    }
+    for (const kind of cfg.factory.providers ?? []) {
+      if ((kind === "local" ? local : aws) === undefined) {
+        return yield* new ConfigError({
+          message: `${where}: [factory] providers names ${JSON.stringify(kind)}, but there is no [providers.${kind}]`
+        })
+      }
+    }
+    return { local, aws }
+  })
+
+/**
+ * Reads and resolves a configuration file (`undefined` means no file: all defaults, relative to
+ * the working directory). Creates the data directory, and the admin token file if needed.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const load = (file: string | undefined) =>
+  Effect.gen(function*() {
+    const r = yield* readFile(file)
+    const { cfg, dataDir, listen } = r
     NodeFs.mkdirSync(dataDir, { recursive: true })
     let adminToken = cfg.admin.token
     let adminTokenFile: string | undefined
@@ -148,26 +239,7 @@ export const load = (file: string | undefined) =>
       }
       adminToken = NodeFs.readFileSync(adminTokenFile, "utf8").trim()
     }
-    let local: LocalProvider.LocalProviderConfig | undefined
-    if (cfg.providers.local !== undefined) {
-      const table = { scratch_root: NodePath.join(dataDir, "workers"), ...cfg.providers.local }
-      local = yield* Schema.decodeUnknown(LocalProvider.LocalProviderConfigSchema)(table).pipe(
-        Effect.mapError((e) => new ConfigError({ message: `${file ?? "configuration"}: [providers.local]: ${e.message}` }))
-      )
-      local = { ...local, scratchRoot: NodePath.resolve(base, local.scratchRoot) }
-    }
-    let aws: AwsProvider.AwsProviderConfig | undefined
-    if (cfg.providers.aws !== undefined) {
-      aws = yield* Schema.decodeUnknown(AwsProvider.AwsProviderConfigSchema)(cfg.providers.aws).pipe(
-        Effect.mapError((e) => new ConfigError({ message: `${file ?? "configuration"}: [providers.aws]: ${e.message}` }))
-      )
-      const shared = Object.keys(aws.targets).filter((t) => local?.targets?.includes(t) ?? false)
-      if (shared.length > 0) {
-        return yield* new ConfigError({
-          message: `${file ?? "configuration"}: target ${JSON.stringify(shared[0])} is served by both [providers.local] and [providers.aws]; give each target one provider`
-        })
-      }
-    }
+    const { aws, local } = yield* providersOf(r)
     return {
       host: listen.host,
       port: listen.port,
@@ -179,6 +251,82 @@ export const load = (file: string | undefined) =>
       maxBytesPerFile: cfg.job.max_size_per_file_mb * 1024 * 1024,
       maxRuntime: cfg.job.max_runtime,
       local,
-      aws
+      aws,
+      remote: cfg.factory.providers ?? [],
+      bootTimeoutMs: cfg.factory.boot_timeout_s !== undefined ? Math.round(cfg.factory.boot_timeout_s * 1000) : undefined
     } satisfies ResolvedConfig
+  })
+
+/**
+ * What a separate factory process runs (`dist/factory.js`): one provider of the file, and how to
+ * reach the server.
+ *
+ * - `url`: `[factory] url`, else the server's `public_url`, else `http://<listen>` (with
+ *   `0.0.0.0` read as `127.0.0.1`).
+ * - `token`: the environment's `BUILDOMAT_FACTORY_TOKEN`, else `[factory] token`.
+ * - `agentUrl`, `intervalMs`, `bootTimeoutMs`: `[factory] agent_url`, `interval_ms`,
+ *   `boot_timeout_s`.
+ * - `provider`: the provider of kind `kind`, or, without one, the only one in `[factory]
+ *   providers`, or the only one configured.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FactoryConfig {
+  readonly url: string
+  readonly token: string
+  readonly agentUrl: string | undefined
+  readonly intervalMs: number | undefined
+  readonly bootTimeoutMs: number | undefined
+  readonly provider:
+    | { readonly kind: "local"; readonly config: LocalProvider.LocalProviderConfig }
+    | { readonly kind: "aws"; readonly config: AwsProvider.AwsProviderConfig }
+}
+
+/**
+ * Reads a configuration file for a factory process that runs provider `kind` (see
+ * `FactoryConfig`). Creates nothing on disk. Fails with `ConfigError` when there is no token, no
+ * such provider, or no way to choose one.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const loadFactory = (file: string | undefined, kind: string | undefined) =>
+  Effect.gen(function*() {
+    const r = yield* readFile(file)
+    const { cfg, listen, where } = r
+    const { aws, local } = yield* providersOf(r)
+    const configured: Array<ProviderKind> = [...(local !== undefined ? ["local" as const] : []), ...(aws !== undefined ? ["aws" as const] : [])]
+    let chosen: string | undefined = kind
+    if (chosen === undefined) {
+      const candidates = cfg.factory.providers ?? configured
+      if (candidates.length !== 1) {
+        return yield* new ConfigError({
+          message: `${where}: say which provider to run: --provider ${configured.join("|") || "local|aws"}`
+        })
+      }
+      chosen = candidates[0]
+    }
+    const token = process.env["BUILDOMAT_FACTORY_TOKEN"] || cfg.factory.token
+    if (token === undefined || token === "") {
+      return yield* new ConfigError({
+        message: `${where}: no factory token: set [factory] token or BUILDOMAT_FACTORY_TOKEN (make one with: buildomat admin factory create NAME)`
+      })
+    }
+    const host = listen.host === "0.0.0.0" || listen.host === "::" ? "127.0.0.1" : listen.host
+    const url = cfg.factory.url ?? cfg.server.public_url ?? `http://${host.includes(":") ? `[${host}]` : host}:${listen.port}`
+    const common = {
+      url,
+      token,
+      agentUrl: cfg.factory.agent_url,
+      intervalMs: cfg.factory.interval_ms,
+      bootTimeoutMs: cfg.factory.boot_timeout_s !== undefined ? Math.round(cfg.factory.boot_timeout_s * 1000) : undefined
+    }
+    if (chosen === "local" && local !== undefined) return { ...common, provider: { kind: "local", config: local } } satisfies FactoryConfig
+    if (chosen === "aws" && aws !== undefined) return { ...common, provider: { kind: "aws", config: aws } } satisfies FactoryConfig
+    return yield* new ConfigError({
+      message: chosen === "local" || chosen === "aws"
+        ? `${where}: --provider ${chosen}, but there is no [providers.${chosen}]`
+        : `${where}: unknown provider ${JSON.stringify(chosen)} (expected local or aws)`
+    })
   })

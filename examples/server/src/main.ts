@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Config } from "@buildomat/core/server"
+import { LocalProvider } from "@buildomat/provider-local"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as NodeFs from "node:fs"
@@ -36,14 +37,20 @@ const program = Effect.gen(function*() {
               ? `  admin token:    ${config.adminTokenFile}\n`
               : `  admin token:    from ${file} ([admin] token)\n`
           )
+          const remote = (kind: "local" | "aws") =>
+            config.remote.includes(kind) ? " (run by a separate factory process: dist/factory.js)" : ""
           if (config.local !== undefined) {
             process.stdout.write(
-              `  local provider: targets ${config.local.targets?.join(", ")}, up to ${config.local.limit} workers\n`
+              `  local provider: targets ${LocalProvider.targetNames(config.local).join(", ")}, up to ${config.local.limit} workers${
+                remote("local")
+              }\n`
             )
           }
           if (config.aws !== undefined) {
             process.stdout.write(
-              `  aws provider:   targets ${Object.keys(config.aws.targets).join(", ")} in ${config.aws.region}, up to ${config.aws.limit} instances\n`
+              `  aws provider:   targets ${Object.keys(config.aws.targets).join(", ")} in ${config.aws.region}, up to ${config.aws.limit} instances${
+                remote("aws")
+              }\n`
             )
           }
           if (config.local === undefined && config.aws === undefined) {

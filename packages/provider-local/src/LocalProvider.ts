@@ -16,9 +16,9 @@
  * @since 0.1.0
  */
 import { WorkerProvider } from "@buildomat/core"
-import { Deferred, Effect, FiberId, Layer, Runtime, Schema } from "effect"
+import { Deferred, Effect, Either, FiberId, Layer, Runtime, Schema } from "effect"
 import type { Scope } from "effect"
-import { spawn } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -26,12 +26,39 @@ import { resolveAgentCommand } from "./internal/agentCommand.js"
 import { groupAlive, signalGroup } from "./internal/processGroup.js"
 
 /**
+ * One target of the local provider (a `[targets.<name>]` table in TOML):
+ *
+ * - `limit`: the most workers of this target at once; default: the provider's `limit`.
+ * - `warm`: how many agents to keep started and bootstrapped ahead of demand, so that a job
+ *   starts at once; still one job per worker, and the pool is refilled as workers are used.
+ *   Default: the provider's `warm` (0). At most `limit`.
+ * - `scratchRoot`: where this target's workers' scratch directories go; default: the
+ *   provider's `scratchRoot`.
+ * - `user`: run this target's agents (and so their tasks) as this user: a name, or a numeric
+ *   `uid` or `uid:gid`. Needs the server (or factory process) to run as root; otherwise `make`
+ *   fails saying so. Default: the provider's `user`, else the server's own user.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LocalTargetConfig {
+  readonly limit?: number | undefined
+  readonly warm?: number | undefined
+  readonly scratchRoot?: string | undefined
+  readonly user?: string | undefined
+}
+
+/**
  * What `make` needs. Only `scratchRoot` is required.
  *
  * - `name`: the factory name shown in worker listings; default `"local"`.
- * - `targets`: the target names this provider makes workers for; default `["default"]`.
- * - `limit`: the most workers (agent process groups) alive at once; default `4`. An instance
- *   counts until it is destroyed, even if its agent already exited.
+ * - `targets`: the target names this provider makes workers for, as a list (`["default"]`, the
+ *   default), or as a record of target name to `LocalTargetConfig` (per-target limit, warm pool,
+ *   scratch root and user).
+ * - `limit`: the most workers (agent process groups) alive at once, over all targets; default
+ *   `4`. An instance counts until it is destroyed, even if its agent already exited.
+ * - `warm`: the warm pool size of every target that sets none; default `0`.
+ * - `user`: the user of every target that sets none (see `LocalTargetConfig.user`).
  * - `scratchRoot`: the directory that holds one scratch directory per worker; created if
  *   missing. Relative paths are resolved against the current directory when `make` runs.
  * - `agentCommand`: the argv prefix that starts an agent, e.g. `["node", "/opt/agent.js"]`; the
@@ -41,7 +68,8 @@ import { groupAlive, signalGroup } from "./internal/processGroup.js"
  * - `env`: extra environment variables for agents. Agents do not inherit the server's whole
  *   environment (it may hold secrets that job tasks could read); they get only `PATH`, `HOME`,
  *   `USER`, `LOGNAME`, `SHELL`, `LANG`, `LC_ALL`, `LC_CTYPE`, `TZ` and `TMPDIR` from it, then `env`
- *   on top.
+ *   on top. An agent run as another `user` gets that user's `USER`/`LOGNAME`, and its scratch
+ *   directory as `HOME`.
  * - `killGraceMs`: milliseconds between SIGTERM and SIGKILL when destroying; default `2000`.
  *
  * @since 0.1.0
@@ -49,8 +77,10 @@ import { groupAlive, signalGroup } from "./internal/processGroup.js"
  */
 export interface LocalProviderConfig {
   readonly name?: string | undefined
-  readonly targets?: ReadonlyArray<string> | undefined
+  readonly targets?: ReadonlyArray<string> | Readonly<Record<string, LocalTargetConfig>> | undefined
   readonly limit?: number | undefined
+  readonly warm?: number | undefined
+  readonly user?: string | undefined
   readonly scratchRoot: string
   readonly agentCommand?: ReadonlyArray<string> | undefined
   readonly env?: Readonly<Record<string, string>> | undefined
@@ -58,19 +88,73 @@ export interface LocalProviderConfig {
 }
 
 /**
+ * The names of the targets a configuration serves (the list, or the record's keys).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const targetNames = (config: Pick<LocalProviderConfig, "targets">): ReadonlyArray<string> => {
+  const t = config.targets ?? ["default"]
+  return isTargetList(t) ? t : Object.keys(t)
+}
+
+const isTargetList = (t: ReadonlyArray<string> | Readonly<Record<string, LocalTargetConfig>>): t is ReadonlyArray<string> =>
+  Array.isArray(t)
+
+/**
+ * What is wrong with a configuration, or `undefined` if nothing: no targets, a warm pool larger
+ * than its target's limit.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const validate = (config: LocalProviderConfig): string | undefined => {
+  const names = targetNames(config)
+  if (names.length === 0) return "no targets: list at least one target name"
+  const limit = config.limit ?? 4
+  if ((config.warm ?? 0) > limit) return `warm (${config.warm}) is more than limit (${limit})`
+  const t = config.targets
+  if (t !== undefined && !isTargetList(t)) {
+    for (const name of names) {
+      const c = t[name]!
+      const tl = Math.min(limit, c.limit ?? limit)
+      const warm = c.warm ?? config.warm ?? 0
+      if (warm > tl) return `target "${name}": warm (${warm}) is more than its limit (${tl})`
+    }
+  }
+  return undefined
+}
+
+const TargetSchema = Schema.Struct({
+  limit: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { exact: true }),
+  warm: Schema.optionalWith(Schema.NonNegativeInt, { exact: true }),
+  scratchRoot: Schema.optionalWith(Schema.NonEmptyString, { exact: true }).pipe(Schema.fromKey("scratch_root")),
+  user: Schema.optionalWith(Schema.NonEmptyTrimmedString, { exact: true })
+}).annotations({ identifier: "LocalTargetConfig", parseOptions: { onExcessProperty: "error" } })
+
+/**
  * Decodes a `LocalProviderConfig` from a TOML table (as parsed by `smol-toml`), filling in the
  * defaults. Keys are snake_case, as in buildomat's factory configuration files; unknown keys are
- * rejected by name.
+ * rejected by name; `validate` runs last.
  *
  * ```toml
  * name = "local"               # optional
- * targets = ["default"]        # optional
- * limit = 4                    # optional, integer >= 1
+ * targets = ["default"]        # optional; or one table per target:
+ * limit = 4                    # optional, integer >= 1, over all targets
+ * warm = 0                     # optional, spare agents kept bootstrapped per target
+ * # user = "build"             # optional; needs the server to run as root
  * scratch_root = "/var/tmp/buildomat"
  * agent_command = ["node", "/opt/buildomat-agent.js"]   # optional, non-empty
  * kill_grace_ms = 2000         # optional, integer >= 0
  * [env]                        # optional, string values
  * RUST_LOG = "info"
+ *
+ * # instead of the list: a table per target
+ * [targets.default]
+ * limit = 2                    # optional; at most the provider's limit
+ * warm = 1                     # optional
+ * scratch_root = "/scratch"    # optional
+ * user = "build"               # optional
  * ```
  *
  * Decode with `Schema.decodeUnknown(LocalProviderConfigSchema)`; the result can be passed to
@@ -81,8 +165,16 @@ export interface LocalProviderConfig {
  */
 export const LocalProviderConfigSchema = Schema.Struct({
   name: Schema.optionalWith(Schema.NonEmptyTrimmedString, { default: () => "local" }),
-  targets: Schema.optionalWith(Schema.Array(Schema.NonEmptyTrimmedString), { default: () => ["default"] }),
+  targets: Schema.optionalWith(
+    Schema.Union(
+      Schema.Array(Schema.NonEmptyTrimmedString),
+      Schema.Record({ key: Schema.NonEmptyTrimmedString, value: TargetSchema })
+    ),
+    { default: () => ["default"] }
+  ),
   limit: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 4 }),
+  warm: Schema.optionalWith(Schema.NonNegativeInt, { exact: true }),
+  user: Schema.optionalWith(Schema.NonEmptyTrimmedString, { exact: true }),
   scratchRoot: Schema.propertySignature(Schema.NonEmptyString).pipe(Schema.fromKey("scratch_root")),
   agentCommand: Schema.optionalWith(Schema.NonEmptyArray(Schema.NonEmptyString), { exact: true }).pipe(
     Schema.fromKey("agent_command")
@@ -91,10 +183,44 @@ export const LocalProviderConfigSchema = Schema.Struct({
   killGraceMs: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 2000 }).pipe(
     Schema.fromKey("kill_grace_ms")
   )
-}).annotations({
-  identifier: "LocalProviderConfig",
-  parseOptions: { onExcessProperty: "error" }
-})
+}).pipe(
+  Schema.filter((c) => validate(c)),
+  Schema.annotations({
+    identifier: "LocalProviderConfig",
+    parseOptions: { onExcessProperty: "error" }
+  })
+)
+
+/**
+ * The uid and gid to run agents as, from a user name, or a numeric `uid` or `uid:gid`, for a
+ * process running as `currentUid`. Fails with a message when `currentUid` is not 0 (only root
+ * may start processes as another user) or the user does not exist.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const resolveRunAs = (
+  user: string,
+  currentUid: number | undefined
+): Either.Either<{ readonly uid: number; readonly gid: number; readonly name: string }, string> => {
+  if (currentUid !== 0) {
+    return Either.left(
+      `user = ${JSON.stringify(user)} needs the server (or factory process) to run as root to start agents as another user; ` +
+        `it runs as uid ${currentUid ?? "unknown"}. Remove "user" or run it as root`
+    )
+  }
+  const numeric = /^(\d+)(?::(\d+))?$/.exec(user)
+  if (numeric !== null) {
+    const uid = Number(numeric[1])
+    return Either.right({ uid, gid: numeric[2] !== undefined ? Number(numeric[2]) : uid, name: user })
+  }
+  try {
+    const id = (flag: string) => Number(execFileSync("id", [flag, user], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim())
+    return Either.right({ uid: id("-u"), gid: id("-g"), name: user })
+  } catch {
+    return Either.left(`user ${JSON.stringify(user)} does not exist on this machine`)
+  }
+}
 
 /**
  * The default agent command, `[process.execPath, <path of "@buildomat/agent/bundle">]`. Fails
@@ -120,6 +246,7 @@ const SAFE_WORKER = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/
 interface Instance {
   readonly instanceId: string
   readonly worker: string
+  readonly target: string
   readonly pgid: number
   readonly dir: string
   exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
@@ -152,12 +279,17 @@ const waitGone = (pgid: number, ms: number): Effect.Effect<boolean> =>
  * destroys every instance (process group killed, scratch directory removed) and makes later
  * `create` calls fail.
  *
+ * `make` fails with `ProviderError` if the configuration is invalid (see `validate`), or a
+ * target's `user` cannot be used (see `resolveRunAs`). The provider's `policies` carry each
+ * target's `limit` and `warm` pool size, which the reconcile loop honours.
+ *
  * - `create({ worker, target, url, bootstrap })`: fails with `ProviderError` if `target` is not
- *   in `targets`, if `limit` instances exist already, if `worker` already has an instance or is
- *   not a plain name (`[A-Za-z0-9][A-Za-z0-9_-]*`, it becomes a directory name), if the agent
- *   command cannot be found, or if the process cannot be started. Otherwise it (re)creates
- *   `<scratchRoot>/<worker>/{root,state}`, starts the agent in its own process group with stdin
- *   ignored and stdout/stderr appended to `agent.log`, and returns
+ *   in `targets`, if `limit` instances exist already (overall, or for the target), if `worker`
+ *   already has an instance or is not a plain name (`[A-Za-z0-9][A-Za-z0-9_-]*`, it becomes a
+ *   directory name), if the agent command cannot be found, or if the process cannot be started.
+ *   Otherwise it (re)creates `<scratchRoot>/<worker>/{root,state}` (the target's scratch root;
+ *   owned by the target's user, if any), starts the agent in its own process group (as that
+ *   user) with stdin ignored and stdout/stderr appended to `agent.log`, and returns
  *   `{ instanceId: "local-<pid>", worker, ip: "127.0.0.1" }`. The bootstrap value is passed on
  *   the agent's command line only, and never logged.
  * - `destroy(instanceId)`: SIGTERM to the whole process group, up to `killGraceMs` for it to
@@ -173,19 +305,55 @@ const waitGone = (pgid: number, ms: number): Effect.Effect<boolean> =>
  * @since 0.1.0
  * @category constructors
  */
-export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.WorkerProvider, never, Scope.Scope> =>
+export const make = (
+  config: LocalProviderConfig
+): Effect.Effect<WorkerProvider.WorkerProvider, WorkerProvider.ProviderError, Scope.Scope> =>
   Effect.gen(function*() {
     const name = config.name ?? "local"
-    const targets: ReadonlyArray<string> = config.targets ?? ["default"]
+    const targets: ReadonlyArray<string> = targetNames(config)
     const limit = config.limit ?? 4
     const killGraceMs = config.killGraceMs ?? 2000
     const scratchRoot = path.resolve(config.scratchRoot)
     const runtime = yield* Effect.runtime<never>()
     const runFork = Runtime.runFork(runtime)
+    const invalid = validate(config)
+    if (invalid !== undefined) {
+      return yield* new WorkerProvider.ProviderError({ message: `local provider "${name}": ${invalid}` })
+    }
+    /** Each target's limit, warm pool, scratch root and user. */
+    const settings = new Map<string, {
+      readonly limit: number
+      readonly warm: number
+      readonly scratchRoot: string
+      readonly runAs: { readonly uid: number; readonly gid: number; readonly name: string } | undefined
+    }>()
+    for (const target of targets) {
+      const t: LocalTargetConfig = config.targets !== undefined && !isTargetList(config.targets)
+        ? config.targets[target]!
+        : {}
+      const user = t.user ?? config.user
+      let runAs: { readonly uid: number; readonly gid: number; readonly name: string } | undefined
+      if (user !== undefined) {
+        const r = resolveRunAs(user, process.getuid?.())
+        if (Either.isLeft(r)) {
+          return yield* new WorkerProvider.ProviderError({ message: `local provider "${name}": target "${target}": ${r.left}` })
+        }
+        runAs = r.right
+      }
+      const tl = Math.min(limit, t.limit ?? limit)
+      settings.set(target, {
+        limit: tl,
+        warm: Math.min(tl, t.warm ?? config.warm ?? 0),
+        scratchRoot: t.scratchRoot !== undefined ? path.resolve(t.scratchRoot) : scratchRoot,
+        runAs
+      })
+    }
+    const policies: Record<string, WorkerProvider.TargetPolicy> = {}
+    for (const [target, t] of settings) policies[target] = { limit: t.limit, warm: t.warm }
 
     const instances = new Map<string, Instance>()
-    /** Workers whose `create` is under way; they hold a slot of the limit. */
-    const starting = new Set<string>()
+    /** Workers whose `create` is under way (worker → target); they hold a slot of the limit. */
+    const starting = new Map<string, string>()
     let closed = false
 
     const fail = (message: string, cause?: unknown) =>
@@ -214,9 +382,11 @@ export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.
       )
     )
 
-    yield* Effect.try(() => fs.mkdirSync(scratchRoot, { recursive: true })).pipe(
-      Effect.catchAll((error) => Effect.logWarning(`cannot create scratch root ${scratchRoot}: ${String(error.error)}`))
-    )
+    for (const root of new Set([scratchRoot, ...[...settings.values()].map((t) => t.scratchRoot)])) {
+      yield* Effect.try(() => fs.mkdirSync(root, { recursive: true })).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`cannot create scratch root ${root}: ${String(error.error)}`))
+      )
+    }
 
     // One synchronous step, so that concurrent creates cannot both take the last slot.
     const reserve = (request: WorkerProvider.CreateWorkerRequest) =>
@@ -235,11 +405,22 @@ export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.
         if (instances.size + starting.size >= limit) {
           return Effect.fail(fail(`at its limit of ${limit} concurrent workers; destroy one first`))
         }
-        starting.add(worker)
+        const tl = settings.get(target)!.limit
+        const ofTarget = [...instances.values()].filter((i) => i.target === target).length +
+          [...starting.values()].filter((t) => t === target).length
+        if (ofTarget >= tl) {
+          return Effect.fail(fail(`at its limit of ${tl} concurrent workers for target "${target}"; destroy one first`))
+        }
+        starting.set(worker, target)
         return Effect.void
       })
 
-    const spawnAgent = (command: ReadonlyArray<string>, args: ReadonlyArray<string>, dir: string) =>
+    const spawnAgent = (
+      command: ReadonlyArray<string>,
+      args: ReadonlyArray<string>,
+      dir: string,
+      runAs: { readonly uid: number; readonly gid: number; readonly name: string } | undefined
+    ) =>
       Effect.async<ChildProcess, WorkerProvider.ProviderError>((resume) => {
         let fd: number
         try {
@@ -251,9 +432,10 @@ export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.
         try {
           child = spawn(command[0]!, [...command.slice(1), ...args], {
             cwd: dir,
-            env: agentEnv,
+            env: runAs === undefined ? agentEnv : { ...agentEnv, USER: runAs.name, LOGNAME: runAs.name, HOME: dir },
             detached: true, // setsid: the agent leads a new process group that destroy can kill whole
-            stdio: ["ignore", fd, fd]
+            stdio: ["ignore", fd, fd],
+            ...(runAs !== undefined ? { uid: runAs.uid, gid: runAs.gid } : {})
           })
         } catch (error) {
           return resume(Effect.fail(fail(`cannot start agent ${JSON.stringify(command[0])}`, error)))
@@ -278,6 +460,7 @@ export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.
         const { bootstrap, url, worker } = request
         const command = yield* getAgentCommand
         if (command.length === 0) return yield* fail("agentCommand is empty")
+        const { runAs, scratchRoot } = settings.get(request.target)!
         const dir = path.join(scratchRoot, worker)
         const root = path.join(dir, "root")
         const state = path.join(dir, "state")
@@ -288,6 +471,9 @@ export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.
             await fs.promises.rm(dir, { recursive: true, force: true })
             await fs.promises.mkdir(root, { recursive: true })
             await fs.promises.mkdir(state, { recursive: true })
+            if (runAs !== undefined) {
+              for (const d of [dir, root, state]) await fs.promises.chown(d, runAs.uid, runAs.gid)
+            }
             const shown = [...command, "run", "--url", url, "--bootstrap", "<redacted>", "--state-dir", state, "--root", root]
             await fs.promises.appendFile(
               path.join(dir, "agent.log"),
@@ -299,12 +485,20 @@ export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.
           catch: (error) => fail(`cannot prepare scratch directory ${dir}`, error)
         }).pipe(Effect.tapError(() => removeDir))
         const args = ["run", "--url", url, "--bootstrap", bootstrap, "--state-dir", state, "--root", root]
-        const child = yield* spawnAgent(command, args, dir).pipe(Effect.tapError(() => removeDir))
+        const child = yield* spawnAgent(command, args, dir, runAs).pipe(Effect.tapError(() => removeDir))
         const pid = child.pid!
         let instanceId = `local-${pid}`
         // A pid can come back while an exited instance with that id still waits for destroy.
         for (let n = 2; instances.has(instanceId); n++) instanceId = `local-${pid}-${n}`
-        const instance: Instance = { instanceId, worker, pgid: pid, dir, exit: undefined, destroying: undefined }
+        const instance: Instance = {
+          instanceId,
+          worker,
+          target: request.target,
+          pgid: pid,
+          dir,
+          exit: undefined,
+          destroying: undefined
+        }
         child.on("exit", (code, signal) => {
           instance.exit = { code, signal }
           runFork(
@@ -400,7 +594,7 @@ export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.
       })
     )
 
-    return { name, targets, limit, create, destroy, list } satisfies WorkerProvider.WorkerProvider
+    return { name, targets, limit, policies, create, destroy, list } satisfies WorkerProvider.WorkerProvider
   })
 
 /**
@@ -412,5 +606,7 @@ export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.
  * @since 0.1.0
  * @category layers
  */
-export const layer = (config: LocalProviderConfig): Layer.Layer<WorkerProvider.WorkerProviders> =>
+export const layer = (
+  config: LocalProviderConfig
+): Layer.Layer<WorkerProvider.WorkerProviders, WorkerProvider.ProviderError> =>
   Layer.scoped(WorkerProvider.WorkerProviders, Effect.map(make(config), (provider) => [provider]))

@@ -272,13 +272,26 @@ export const ls = makeList("ls")
 // job show
 // ---------------------------------------------------------------------------------------------
 
-/** The job view as text: the lines `job show` prints. */
-export const renderJob = (job: Jobs.Job): ReadonlyArray<string> => {
+/**
+ * Why a job waits, as text: `waiting:` followed by one line per reason, `[code] message`
+ * (see `Jobs.JobWaitReasonCode`); nothing when there is no reason.
+ */
+export const renderWhy = (why: Jobs.JobWhy): ReadonlyArray<string> =>
+  why.reasons.map((r, i) => `${i === 0 ? "waiting:  " : "          "}[${r.code}] ${r.message}`)
+
+/**
+ * The job view as text: the lines `job show` prints. With `why` (from
+ * `GET /ext/0/jobs/{job}/why`), a queued or waiting job also shows its place in its target's
+ * queue and why it is not running yet.
+ */
+export const renderJob = (job: Jobs.Job, why?: Jobs.JobWhy | undefined): ReadonlyArray<string> => {
   const lines: Array<string> = []
   lines.push(`id:       ${job.id}`)
   lines.push(`name:     ${job.name}`)
   lines.push(`owner:    ${job.owner}`)
-  lines.push(`state:    ${displayState(job.state, job.cancelled)}`)
+  const position = why?.position != null && job.state === "queued" ? ` (place ${why.position} in the queue of its target)` : ""
+  lines.push(`state:    ${displayState(job.state, job.cancelled)}${position}`)
+  if (why !== undefined) lines.push(...renderWhy(why))
   lines.push(`target:   ${job.target}${job.target_real !== job.target ? ` (resolved to ${job.target_real})` : ""}`)
   const times = Object.entries(job.times).sort((a, b) => a[1].localeCompare(b[1]))
   if (times.length > 0) {
@@ -309,7 +322,11 @@ export const renderJob = (job: Jobs.Job): ReadonlyArray<string> => {
 
 /**
  * `buildomat job show JOB [--json]`: the job view (`GET /0/job/{job}`): state, target, times,
- * tasks with their states, output rules and tags.
+ * tasks with their states, output rules and tags. For a job still queued or waiting it also says
+ * why it is not running yet (`GET /ext/0/jobs/{job}/why`: waiting for inputs or dependencies,
+ * creation on hold, no provider for its target, the factory disabled or at its limit, a worker
+ * booting; left out against a server without that route). `--json` prints the job view alone,
+ * as buildomat's `Job`.
  *
  * @since 0.1.0
  * @category commands
@@ -320,8 +337,11 @@ export const show = Command.make("show", { json, job: jobArg }, handler((o) =>
     const { client } = yield* userClient
     const job = yield* client.api.jobs.get({ path: { job: id } })
     if (o.json) return yield* printJson(job)
-    for (const line of renderJob(job)) yield* out(line)
-  }))).pipe(Command.withDescription("show a job: state, target, times, tasks, output rules, tags"))
+    const why = job.state === "queued" || job.state === "waiting"
+      ? yield* client.api.jobs.why({ path: { job: id } }).pipe(Effect.option, Effect.map(Option.getOrUndefined))
+      : undefined
+    for (const line of renderJob(job, why)) yield* out(line)
+  }))).pipe(Command.withDescription("show a job: state (and why it waits), target, times, tasks, output rules, tags"))
 
 // ---------------------------------------------------------------------------------------------
 // job tail

@@ -20,6 +20,8 @@ import { Context } from "effect"
  *   may take to bootstrap before the provisioning loop gives it up, for providers that set no
  *   `bootTimeoutMs` of their own; absent means `Factory.DEFAULT_BOOT_TIMEOUT_MS` (30 minutes,
  *   buildomat's "never bootstrapped" rule).
+ * - `targets`: target names the server makes at start if missing, besides those its in-process
+ *   providers serve (targets of providers that run as separate factory processes).
  *
  * @since 0.1.0
  * @category models
@@ -32,6 +34,7 @@ export interface ServerConfigShape {
   readonly maxRuntime?: number | undefined
   readonly hold?: boolean | undefined
   readonly bootTimeoutMs?: number | undefined
+  readonly targets?: ReadonlyArray<string> | undefined
 }
 
 /**

@@ -219,17 +219,26 @@ const make = Effect.gen(function*() {
 
   /**
    * Drops leases that expired, whose job no longer needs a worker, or whose worker is no longer
-   * spare (held, recycled, deleted, or it took another job): the job may be leased again.
+   * coming (recycled, deleted, held by an operator, or it took another job): the job may be
+   * leased again. A worker held because its factory holds all it makes (`hold_workers`) keeps
+   * its lease until it expires, as in buildomat, so that such a factory does not make a held
+   * worker per pass.
    */
-  const prune = (open: ReadonlySet<string>, t: number, spare: ReadonlySet<string>) =>
+  const prune = (open: ReadonlySet<string>, t: number, coming: ReadonlySet<string>) =>
     Ref.update(leases, (m) =>
-      new Map([...m].filter(([job, l]) => l.expiry > t && open.has(job) && (l.worker === undefined || spare.has(l.worker)))))
+      new Map([...m].filter(([job, l]) => l.expiry > t && open.has(job) && (l.worker === undefined || coming.has(l.worker)))))
 
-  /** Spare workers (not deleted, recycled or held; no job) of every factory, by id, with their target. */
-  const spareWorkers = sql<{ id: string; target: string }>`
-    SELECT w.id, w.target FROM worker w
-    WHERE w.deleted = 0 AND w.recycle = 0 AND w.hold_time IS NULL
-      AND NOT EXISTS (SELECT 1 FROM job j WHERE j.worker = w.id)`.pipe(Effect.orDie)
+  /**
+   * Workers without a job that are neither deleted nor recycled, of every factory, with their
+   * target: `spare` ones (not held), and the ones held only by their factory's `hold_workers`.
+   */
+  const idleWorkers = Effect.map(
+    sql<{ id: string; target: string; held: number }>`
+      SELECT w.id, w.target, w.hold_time IS NOT NULL AS held FROM worker w
+      WHERE w.deleted = 0 AND w.recycle = 0 AND (w.hold_time IS NULL OR w.hold_reason = ${HOLD_WORKERS_REASON})
+        AND NOT EXISTS (SELECT 1 FROM job j WHERE j.worker = w.id)`,
+    (rows) => ({ spare: rows.filter((w) => !w.held), coming: new Set(rows.map((w) => w.id)) })
+  ).pipe(Effect.orDie)
 
   /**
    * A lease for `factory` without recording a ping: the oldest queued job whose resolved target
@@ -238,8 +247,8 @@ const make = Effect.gen(function*() {
    * (booting or free, of any factory) plus leases whose worker is not made yet: those jobs get
    * the workers already coming, so no factory makes one more (buildomat grants a lease for every
    * queued job; this stops a warm pool or a booting worker from drawing a surplus one). A lease
-   * whose worker stops being spare (held, recycled, deleted, or it took another job) is dropped,
-   * so that its job can be leased again at once.
+   * whose worker stops coming (see `prune`) is dropped, so that its job can be leased again at
+   * once.
    * None while the factory is disabled or creation is on hold.
    */
   const grant = (factory: string, targets: ReadonlyArray<string>) =>
@@ -248,9 +257,8 @@ const make = Effect.gen(function*() {
       if (!f.enable || (yield* control.held)) return null
       const open = yield* leasable
       const t = yield* Clock.currentTimeMillis
-      const spare = yield* spareWorkers
-      const spareIds = new Set(spare.map((w) => w.id))
-      yield* prune(new Set(open.map((j) => j.id)), t, spareIds)
+      const { coming, spare } = yield* idleWorkers
+      yield* prune(new Set(open.map((j) => j.id)), t, coming)
       const supported = new Set(targets.map((s) => s.toUpperCase()))
       return yield* Ref.modify(leases, (m) => {
         const count = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1)
@@ -285,8 +293,7 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const open = yield* leasable
       const t = yield* Clock.currentTimeMillis
-      const spare = yield* spareWorkers
-      yield* prune(new Set(open.map((j) => j.id)), t, new Set(spare.map((w) => w.id)))
+      yield* prune(new Set(open.map((j) => j.id)), t, (yield* idleWorkers).coming)
       return yield* Ref.modify(leases, (m) => {
         const l = m.get(job)
         if (l === undefined || l.factory !== factory) return [false, m] as const

@@ -26,8 +26,8 @@ import { FactoryStore } from "./FactoryStore.js"
 import { Signals } from "./Signals.js"
 
 /**
- * Makes sure a target row exists for every target name a provider serves, so that jobs can
- * name them. Existing targets are left as they are.
+ * Makes sure a target row exists for every target name a provider serves, and for each name in
+ * `ServerConfig.targets`, so that jobs can name them. Existing targets are left as they are.
  *
  * @since 0.1.0
  * @category loops
@@ -35,13 +35,12 @@ import { Signals } from "./Signals.js"
 export const ensureTargets = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const providers = yield* WorkerProviders
-  for (const p of providers) {
-    for (const name of p.targets) {
-      const existing = yield* sql`SELECT 1 FROM target WHERE name = ${name}`
-      if (existing.length === 0) {
-        yield* sql`INSERT INTO target ${sql.insert({ id: Ids.make(), name, desc: `served by ${p.name}` })}`
-      }
-    }
+  const config = yield* ServerConfig
+  const wanted: Array<readonly [string, string]> = providers.flatMap((p) => p.targets.map((t) => [t, `served by ${p.name}`] as const))
+  for (const t of config.targets ?? []) wanted.push([t, "served by a factory process"])
+  for (const [name, desc] of wanted) {
+    const existing = yield* sql`SELECT 1 FROM target WHERE name = ${name}`
+    if (existing.length === 0) yield* sql`INSERT INTO target ${sql.insert({ id: Ids.make(), name, desc })}`
   }
 }).pipe(Effect.orDie)
 

@@ -75,6 +75,8 @@ import * as WorkerStore from "./WorkerStore.js"
  * - `bootTimeoutMs`: how long an in-process provider's worker may take to bootstrap, in
  *   milliseconds from its creation, when the provider sets no `bootTimeoutMs`; default 30
  *   minutes (buildomat's "never bootstrapped" rule).
+ * - `targets`: target names to make at start if missing, besides those of the in-process
+ *   providers (for providers run by separate factory processes).
  * - `agentBundle`: the agent bundle served at `GET /file/agent` and `/file/agent.gz`; default
  *   `@buildomat/agent/bundle` resolved next to core.
  *
@@ -93,6 +95,7 @@ export interface ServerOptions {
   readonly hold?: boolean | undefined
   readonly agentBundle?: string | undefined
   readonly bootTimeoutMs?: number | undefined
+  readonly targets?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -126,7 +129,8 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
       publicUrl: options.publicUrl,
       maxRuntime: options.maxRuntime,
       hold: options.hold,
-      bootTimeoutMs: options.bootTimeoutMs
+      bootTimeoutMs: options.bootTimeoutMs,
+      targets: options.targets
     }
   })
   const http = NodeHttpServer.layer(createServer, { host: options.host ?? "127.0.0.1", port: options.port ?? 9979 })

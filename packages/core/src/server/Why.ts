@@ -22,7 +22,8 @@ const ago = (ms: number) => (ms < 1000 ? `${ms} ms` : ms < 120_000 ? `${Math.rou
  *   state of the job each one waits for);
  * - a `queued` job at place P among the queued jobs of its target: `ready` if at least P workers
  *   of the target are free; `booting` if free and booting (made, not held, without a job) workers
- *   number at least P, or the job holds a lease; otherwise every blocking reason that applies
+ *   number at least P, or a factory holds a lease on the job for a worker not made yet or
+ *   booting; otherwise every blocking reason that applies
  *   (`hold`, `no_provider`, `factory_disabled`, `factory_hold_workers`, `limit`), then `booting`
  *   if some workers boot, and `queued` when nothing blocks (the next pass makes a worker).
  *
@@ -111,7 +112,10 @@ export const why = (job: JobRow) =>
         message: `worker ${free[position - 1]!.id} (factory ${free[position - 1]!.factory}) is free; the scheduler assigns the job within a second`
       }])
     }
-    if (position <= free.length + booting.length || Option.isSome(lease)) return out([bootingReason()])
+    // A lease whose worker is not made yet, or is booting, is a worker on its way.
+    const coming = Option.isSome(lease) &&
+      (lease.value.worker === undefined || booting.some((b) => b.id === lease.value.worker))
+    if (position <= free.length + booting.length || coming) return out([bootingReason()])
 
     const reasons: Array<JobWaitReason> = []
     if (yield* control.held) {
