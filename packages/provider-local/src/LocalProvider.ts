@@ -233,6 +233,29 @@ export const resolveRunAs = (
 export const defaultAgentCommand: Effect.Effect<ReadonlyArray<string>, WorkerProvider.ProviderError> =
   resolveAgentCommand(import.meta.url)
 
+/**
+ * Why `user` (uid, gid) cannot reach directory `dir`, or `undefined` if it can: every directory
+ * from `/` down to `dir` (or, where `dir` does not exist yet, its nearest existing ancestor) must
+ * grant the user search permission, by the owner, group or other bits.
+ */
+const unreachable = (dir: string, user: { readonly uid: number; readonly gid: number; readonly name: string }) => {
+  let d = path.resolve(dir)
+  while (!fs.existsSync(d) && path.dirname(d) !== d) d = path.dirname(d)
+  const chain: Array<string> = []
+  for (let x = d; ; x = path.dirname(x)) {
+    chain.unshift(x)
+    if (path.dirname(x) === x) break
+  }
+  for (const x of chain) {
+    const st = fs.statSync(x)
+    const bit = st.uid === user.uid ? 0o100 : st.gid === user.gid ? 0o010 : 0o001
+    if ((st.mode & bit) === 0) {
+      return `user ${JSON.stringify(user.name)} cannot reach ${dir}: no search permission on ${x}; choose a scratch_root it can reach`
+    }
+  }
+  return undefined
+}
+
 /** Environment variables an agent inherits from the server; everything else must come from `env`. */
 const INHERITED_ENV = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"]
 
@@ -280,7 +303,8 @@ const waitGone = (pgid: number, ms: number): Effect.Effect<boolean> =>
  * `create` calls fail.
  *
  * `make` fails with `ProviderError` if the configuration is invalid (see `validate`), or a
- * target's `user` cannot be used (see `resolveRunAs`). The provider's `policies` carry each
+ * target's `user` cannot be used (see `resolveRunAs`) or cannot reach the target's scratch root
+ * (every directory down to it must let the user search it). The provider's `policies` carry each
  * target's `limit` and `warm` pool size, which the reconcile loop honours.
  *
  * - `create({ worker, target, url, bootstrap })`: fails with `ProviderError` if `target` is not
@@ -347,6 +371,12 @@ export const make = (
         scratchRoot: t.scratchRoot !== undefined ? path.resolve(t.scratchRoot) : scratchRoot,
         runAs
       })
+    }
+    for (const [target, t] of settings) {
+      const why = t.runAs !== undefined ? unreachable(t.scratchRoot, t.runAs) : undefined
+      if (why !== undefined) {
+        return yield* new WorkerProvider.ProviderError({ message: `local provider "${name}": target "${target}": ${why}` })
+      }
     }
     const policies: Record<string, WorkerProvider.TargetPolicy> = {}
     for (const [target, t] of settings) policies[target] = { limit: t.limit, warm: t.warm }

@@ -2,6 +2,7 @@ import { WorkerProvider } from "@buildomat/core"
 import { LocalProvider } from "@buildomat/provider-local"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Exit, FiberRef, LogLevel, Schema, Scope } from "effect"
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -269,6 +270,96 @@ describe("LocalProvider", () => {
     }))
 })
 
+describe("LocalProvider targets", () => {
+  it.scopedLive("per-target limits, warm pools and scratch roots; the policies the reconcile loop reads", () =>
+    Effect.gen(function*() {
+      const other = path.join(yield* tempDir, "other")
+      const { provider, scratch } = yield* setup({
+        limit: 3,
+        warm: 1,
+        targets: { small: { limit: 1 }, big: { warm: 2, scratchRoot: other } }
+      })
+      assert.deepStrictEqual(provider.targets, ["small", "big"])
+      assert.deepStrictEqual(provider.policies, { small: { limit: 1, warm: 1 }, big: { limit: 3, warm: 2 } })
+      yield* provider.create(request("01SMALL1", "small"))
+      const refused = yield* Effect.flip(provider.create(request("01SMALL2", "small")))
+      assert.strictEqual(
+        refused.message,
+        `local provider "local": at its limit of 1 concurrent workers for target "small"; destroy one first`
+      )
+      yield* provider.create(request("01BIG1", "big"))
+      assert.isTrue(fs.existsSync(path.join(scratch, "01SMALL1", "state")))
+      assert.isTrue(fs.existsSync(path.join(other, "01BIG1", "state")), "big's workers are under its own scratch root")
+      yield* provider.create(request("01BIG2", "big"))
+      const full = yield* Effect.flip(provider.create(request("01BIG3", "big")))
+      assert.match(full.message, /at its limit of 3 concurrent workers; destroy one first$/)
+    }))
+
+  it.scopedLive("a warm pool larger than its target's limit is refused", () =>
+    Effect.gen(function*() {
+      const scratch = path.join(yield* tempDir, "scratch")
+      const error = yield* Effect.flip(
+        LocalProvider.make({ scratchRoot: scratch, limit: 4, targets: { t: { limit: 2, warm: 3 } }, agentCommand: ["true"] })
+      )
+      assert.strictEqual(error.message, `local provider "local": target "t": warm (3) is more than its limit (2)`)
+    }))
+
+  it.scopedLive("user: agents run as that user (the server runs as root), or make says why it cannot", () =>
+    Effect.gen(function*() {
+      const uid = process.getuid?.()
+      const notRoot = LocalProvider.resolveRunAs("nobody", 1000)
+      assert.deepStrictEqual(
+        notRoot,
+        Either.left(
+          `user = "nobody" needs the server (or factory process) to run as root to start agents as another user; it runs as uid 1000. Remove "user" or run it as root`
+        )
+      )
+      assert.deepStrictEqual(LocalProvider.resolveRunAs("1234:5678", 0), Either.right({ uid: 1234, gid: 5678, name: "1234:5678" }))
+      assert.deepStrictEqual(
+        LocalProvider.resolveRunAs("no-such-user-here", 0),
+        Either.left(`user "no-such-user-here" does not exist on this machine`)
+      )
+      const base = yield* tempDir
+      if (uid !== 0) {
+        const error = yield* Effect.flip(
+          LocalProvider.make({ scratchRoot: path.join(base, "s"), targets: { t: { user: "nobody" } }, agentCommand: ["true"] })
+        )
+        assert.match(error.message, /^local provider "local": target "t": user = "nobody" needs the server .* to run as root/)
+        return
+      }
+      // Root: a scratch root the user cannot reach is refused, naming the directory in the way.
+      const hidden = yield* Effect.flip(
+        LocalProvider.make({ scratchRoot: path.join(base, "s"), user: "nobody", agentCommand: ["true"] })
+      )
+      assert.strictEqual(
+        hidden.message,
+        `local provider "local": target "default": user "nobody" cannot reach ${path.join(base, "s")}: no search permission on ${base}; choose a scratch_root it can reach`
+      )
+      fs.chmodSync(base, 0o755)
+      const { provider, scratch } = yield* Effect.gen(function*() {
+        yield* quiet
+        const scratch = path.join(base, "s")
+        return {
+          scratch,
+          provider: yield* LocalProvider.make({ scratchRoot: scratch, targets: { default: { user: "nobody" } }, agentCommand: ["bash", FAKE_AGENT] })
+        }
+      })
+      yield* provider.create(request("01RUNAS"))
+      const { agent, child } = yield* pidsOf(scratch, "01RUNAS")
+      const uidOf = (pid: number) => fs.readFileSync(`/proc/${pid}/status`, "utf8").match(/^Uid:\s+(\d+)/m)![1]
+      const nobody = execFileSync("id", ["-u", "nobody"], { encoding: "utf8" }).trim()
+      assert.strictEqual(uidOf(agent), nobody)
+      assert.strictEqual(uidOf(child), nobody, "its tasks too")
+      assert.strictEqual(String(fs.statSync(path.join(scratch, "01RUNAS", "state")).uid), nobody)
+      const env = fs.readFileSync(path.join(scratch, "01RUNAS", "state", "env"), "utf8")
+      assert.include(env, "USER=nobody\n")
+      assert.include(env, `HOME=${path.join(scratch, "01RUNAS")}\n`)
+      yield* provider.destroy(`local-${agent}`)
+      assert.isFalse(alive(agent) || alive(child))
+      assert.isFalse(fs.existsSync(path.join(scratch, "01RUNAS")))
+    }))
+})
+
 describe("LocalProviderConfigSchema", () => {
   const decode = Schema.decodeUnknownEither(LocalProvider.LocalProviderConfigSchema)
 
@@ -302,6 +393,22 @@ describe("LocalProviderConfigSchema", () => {
     )
   })
 
+  it("decodes a table per target", () => {
+    assert.deepStrictEqual(
+      decode({ scratch_root: "s", warm: 1, user: "build", targets: { default: { limit: 2, warm: 2, scratch_root: "/x", user: "ci" } } }),
+      Either.right({
+        name: "local",
+        targets: { default: { limit: 2, warm: 2, scratchRoot: "/x", user: "ci" } },
+        limit: 4,
+        warm: 1,
+        user: "build",
+        scratchRoot: "s",
+        killGraceMs: 2000
+      })
+    )
+    assert.deepStrictEqual(LocalProvider.targetNames({ targets: { a: {}, b: { warm: 1 } } }), ["a", "b"])
+  })
+
   it("rejects unknown keys, a missing scratch_root and bad values, naming the key", () => {
     const message = (input: unknown) => Either.match(decode(input), { onLeft: (e) => e.message, onRight: () => "decoded" })
     assert.match(message({ scratch_root: "s", scratchRoot: "s" }), /\["scratchRoot"\][\s\S]*is unexpected/)
@@ -311,6 +418,10 @@ describe("LocalProviderConfigSchema", () => {
     assert.match(message({ scratch_root: "s", limit: 1.5 }), /\["limit"\]/)
     assert.match(message({ scratch_root: "s", agent_command: [] }), /\["agent_command"\]/)
     assert.match(message({ scratch_root: "s", kill_grace_ms: -1 }), /\["kill_grace_ms"\]/)
+    assert.match(message({ scratch_root: "s", targets: { a: { limt: 1 } } }), /\["limt"\][\s\S]*is unexpected/)
+    assert.match(message({ scratch_root: "s", targets: { a: { warm: -1 } } }), /\["warm"\]/)
+    assert.match(message({ scratch_root: "s", limit: 2, targets: { a: { warm: 3 } } }), /target "a": warm \(3\) is more than its limit \(2\)/)
+    assert.match(message({ scratch_root: "s", targets: [] }), /no targets/)
   })
 })
 
