@@ -65,11 +65,14 @@ type FullWorkerRow = WorkerRow & {
 }
 
 /**
- * A lease in memory: held by `factory` until `expiry` (epoch ms), on a job of `target` (an id).
- * `worker` is the worker the factory made after taking it (the lease "covers" that worker until
- * the worker gets a job or goes away).
+ * A lease in memory: held by `factory` (an id) until `expiry` (epoch ms), on a job of `target`
+ * (an id). `worker` is the worker the factory made after taking it, if it made one yet (the lease
+ * "covers" that worker until the worker gets a job or stops coming; see `grant`).
+ *
+ * @since 0.1.0
+ * @category models
  */
-interface Lease {
+export interface Lease {
   readonly factory: string
   readonly expiry: number
   readonly target: string
