@@ -5,7 +5,8 @@
  * ```
  * buildomat-github-dbtool [--db FILE]
  *   delivery|del list|ls [-n N]            SEQ ACK RECVTIME EVENT ACTION SENDER ERROR
- *   delivery|del show|dump [-x] SEQ...     one delivery: its summary and payload (-x: the raw row)
+ *   delivery|del show SEQ...               deliveries: summary and payload
+ *   delivery|del dump SEQ...               deliveries: the rows, as JSON
  *   delivery|del unack SEQ...              queue deliveries for processing again
  *   repository|repo list|ls                ID OWNER NAME VISIBILITY
  *   check suite list|ls                    ID GHID REPO STATE SSHA BRANCH
@@ -77,7 +78,7 @@ const withStore = <A, E>(f: (store: Effect.Effect.Success<typeof Store.Store>) =
   })
 
 const seconds = (iso: string) => iso.replace(/\.\d+Z$/, "Z")
-const seqArgs = Args.integer({ name: "SEQ" }).pipe(Args.repeated)
+const seqArgs = Args.integer({ name: "SEQ" }).pipe(Args.atLeast(1))
 
 const delList = (name: string) =>
   Command.make(name, {
@@ -97,24 +98,21 @@ const delList = (name: string) =>
               d.event,
               a === undefined ? "?" : a.action || "-",
               a === undefined ? "?" : a.sender,
-              d.last_error === null ? "" : d.last_error.slice(0, 60)
+              d.last_error === null ? "" : d.last_error.replace(/\s+/g, " ").slice(0, 60)
             ]
           })
         ))
       })
     )).pipe(Command.withDescription("list deliveries: seq, ack (- pending), receive time, event, action, sender, error"))
 
-const delShow = (name: string) =>
-  Command.make(name, {
-    raw: Options.boolean("x").pipe(Options.withDescription("print the raw row")),
-    seqs: seqArgs
-  }, (o) =>
+const delShow = (name: "show" | "dump") =>
+  Command.make(name, { seqs: seqArgs }, (o) =>
     withStore((store) =>
       Effect.gen(function*() {
         for (const seq of o.seqs) {
           const d = yield* store.getDelivery(seq)
           if (Option.isNone(d)) return yield* new DbToolError({ message: `no delivery with sequence ${seq}` })
-          if (o.raw) {
+          if (name === "dump") {
             yield* Console.log(JSON.stringify(d.value, null, 2))
             continue
           }
@@ -134,7 +132,7 @@ const delShow = (name: string) =>
           yield* Console.log(payload)
         }
       })
-    )).pipe(Command.withDescription("show deliveries"))
+    )).pipe(Command.withDescription(name === "dump" ? "print deliveries' rows as JSON" : "show deliveries: summary and payload"))
 
 const delUnack = Command.make("unack", { seqs: seqArgs }, (o) =>
   withStore((store) =>

@@ -18,7 +18,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Data, Effect, Layer, Option, Schema } from "effect"
+import { Cause, Context, Data, Effect, Layer, Option, ParseResult, Schema } from "effect"
 import { Checks, ChecksError, errorText, userType } from "./Checks.js"
 import { AppConfig } from "./Config.js"
 import { GitHubApi, GitHubError } from "./GitHubApi.js"
@@ -127,7 +127,15 @@ const make = Effect.gen(function*() {
   const config = yield* AppConfig
 
   const decode = <A, I>(schema: Schema.Schema<A, I>, v: unknown, what: string) =>
-    Schema.decodeUnknown(schema)(v).pipe(Effect.mapError((e) => new SetAside({ reason: `${what}: ${e.message}` })))
+    Schema.decodeUnknown(schema)(v).pipe(
+      Effect.mapError((e) =>
+        new SetAside({
+          reason: `${what}: ${
+            ParseResult.ArrayFormatter.formatErrorSync(e).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")
+          }`
+        })
+      )
+    )
 
   const upsertRepo = (r: Repository) =>
     store.upsertRepository({ id: r.id, owner: r.owner.login, name: r.name, visibility: r.visibility ?? (r.private === true ? "private" : r.private === false ? "public" : null) })
