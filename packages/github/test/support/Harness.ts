@@ -223,3 +223,41 @@ export const pushPayloads = (w: World, sha: string, before: string) => {
   requested.installation = { ...requested.installation, id: INSTALL }
   return { push, requested, suite }
 }
+
+/** The repository object of the example payloads (Codertocat/Hello-World). */
+export const baseRepository = () => example("push", (p) => p.ref === "refs/heads/master" && p.installation !== undefined).repository
+
+/** A user object in the shape of the examples' `sender`. */
+export const senderOf = (a: Fake.Account) => ({ ...example("push").sender, login: a.login, id: a.id, type: a.type, node_id: `U_${a.id}` })
+
+/** A `check_run` delivery (`rerequested`, or `requested_action` with `identifier`) about one of our runs. */
+export const checkRunPayload = (run: Fake.CheckRun, sender: Fake.Account, action: "rerequested" | "requested_action", identifier?: string) => {
+  const p = example("check_run", (x) => x.action === "requested_action")
+  p.action = action
+  p.installation = { id: INSTALL }
+  p.repository = baseRepository()
+  p.sender = senderOf(sender)
+  p.check_run.id = run.id
+  p.check_run.name = run.name
+  p.check_run.head_sha = run.head_sha
+  p.check_run.external_id = run.external_id
+  p.check_run.app.id = APP_ID
+  p.check_run.check_suite.id = run.suite
+  if (action === "requested_action") p.requested_action = { identifier }
+  else delete p.requested_action
+  return p
+}
+
+/** A `pull_request.opened` delivery for `sha`, from `author`'s fork. */
+export const pullRequestPayload = (sha: string, author: Fake.Account, action: "opened" | "synchronize" = "opened") => {
+  const p = example("pull_request", (x) => x.action === "opened" && x.installation !== undefined)
+  p.action = action
+  p.installation = { id: INSTALL }
+  p.sender = senderOf(author)
+  p.pull_request.user = senderOf(author)
+  p.pull_request.head.sha = sha
+  p.pull_request.head.user = senderOf(author)
+  p.pull_request.head.repo = { ...p.pull_request.head.repo, id: 777000 + author.id % 1000, full_name: `${author.login}/Hello-World`, owner: senderOf(author), fork: true }
+  p.pull_request.head.label = `${author.login}:changes`
+  return p
+}

@@ -1,0 +1,81 @@
+/**
+ * Tokens: installation tokens are replaced before they expire (the loopback GitHub refuses
+ * expired ones), GitHub's rate limits and 5xx answers are waited out and retried, and the
+ * job's clone token never appears in core's view of the job; the one-time URL that delivered it
+ * cannot be used again.
+ */
+import { Testing } from "@buildomat/core/server"
+import { Database, Store } from "@buildomat/github"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
+import { pushPayloads, REPO_ID, world } from "./support/Harness.js"
+
+describe("tokens", () => {
+  it.scopedLive("refresh before expiry, rate limits and retries, and a clone token kept out of the job view", () =>
+    Effect.gen(function*() {
+      // Tokens that live 5 minutes and 2 seconds: with the 5-minute margin, each is replaced
+      // after about 2 seconds.
+      const w = yield* world({ core: true, tokenLifetimeMs: 5 * 60 * 1000 + 2000 })
+      const sha = w.repo.commit({
+        "README": "hi\n",
+        ".github/buildomat/config.toml": "enable = true\n",
+        ".github/buildomat/jobs/build.sh": "#!/bin/bash\n#: name = \"build\"\n#: variety = \"basic\"\necho cloned $(cat README)\nsleep 6\necho done\n"
+      }, "jobs")
+      // The first check run create meets GitHub's rate limit; a later update meets a 502.
+      w.fake.failNext("POST", /\/check-runs$/, 403, {
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": String(Math.ceil(Date.now() / 1000) + 1)
+      }, { message: "API rate limit exceeded for installation ID 1." })
+      w.fake.failNext("PATCH", /\/check-runs\/\d+$/, 502, {}, { message: "Server Error" })
+
+      const { push, requested } = pushPayloads(w, sha, "0000000000000000000000000000000000000000")
+      yield* w.deliver("push", push)
+      yield* w.deliver("check_suite", requested)
+      const build = yield* w.until("the build to complete", () => {
+        const r = w.fake.runsNamed("build")[0]
+        return r?.status === "completed" ? r : undefined
+      })
+      assert.strictEqual(build.conclusion, "success")
+      assert.match(build.output!.text!, /\| cloned hi/)
+
+      // Installation tokens (no repository list) were replaced while the job ran, and no request
+      // ever went out with an expired one.
+      const installTokens = w.fake.issued.filter((t) => t.repositoryIds === undefined)
+      assert.isAtLeast(installTokens.length, 2)
+      assert.deepStrictEqual(w.fake.calls.filter((c) => c.status === 401).map((c) => `${c.method} ${c.path}`), [])
+      // The rate limit and the 502 were met and retried.
+      const creates = w.fake.calls.filter((c) => c.method === "POST" && /\/check-runs$/.test(c.path)).map((c) => c.status)
+      assert.strictEqual(creates[0], 403)
+      assert.isTrue(creates.slice(1).every((s) => s === 201))
+      assert.include(w.fake.calls.map((c) => c.status), 502)
+
+      // The job as core shows it: the clone token is nowhere in it.
+      const user = yield* Effect.flatMap(Store.Store, (s) => s.getCoreUser(REPO_ID)).pipe(
+        Effect.provide(Store.layer.pipe(Layer.provide(Database.layer(w.dbPath))))
+      )
+      assert.isTrue(Option.isSome(user))
+      const core = yield* Testing.client(w.coreUrl, Option.getOrThrow(user).token)
+      const jobId = /`([0-9A-Z]{26})`/.exec(build.output!.summary!)![1]!
+      const job = yield* core.api.jobs.get({ path: { job: jobId as any } })
+      const view = JSON.stringify(job)
+      const jobTokens = w.fake.issued.filter((t) => t.repositoryIds !== undefined)
+      // The authentication task got one; as it expires within ten minutes (these tokens live five),
+      // the helper in the clone task used the next one-time URL to get a fresh one.
+      assert.strictEqual(jobTokens.length, 2)
+      for (const t of jobTokens) {
+        assert.deepStrictEqual(t.repositoryIds, [REPO_ID])
+        assert.deepStrictEqual(t.permissions, { contents: "read" })
+      }
+      for (const t of w.fake.issued) assert.notInclude(view, t.token)
+      assert.deepStrictEqual(job.tasks.map((t) => t.name), ["setup", "authentication", "clone repository", "build"])
+      const grant = job.tasks[1]!.env["BUILDOMAT_GITHUB_TOKEN_URL"]!
+      assert.match(grant, new RegExp(`^${w.appUrl}/job-token/[0-9A-Z]{26}/[A-Za-z0-9_-]{43}$`))
+      // Spent, and the job is over: the grant gives nothing; nor does a guessed one.
+      const again = yield* Effect.promise(() => fetch(grant).then(async (r) => ({ status: r.status, body: await r.text() })))
+      assert.strictEqual(again.status, 404)
+      assert.notMatch(again.body, /ghs_/)
+      const guessed = yield* Effect.promise(() => fetch(grant.replace(/[A-Za-z0-9_-]{43}$/, "A".repeat(43))).then((r) => r.status))
+      assert.strictEqual(guessed, 404)
+      assert.deepStrictEqual(w.fake.violations, [])
+    }), 90_000)
+})
