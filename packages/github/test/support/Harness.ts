@@ -104,6 +104,7 @@ export interface WorldOptions {
   readonly tokenLifetimeMs?: number
   readonly tailRedrawMs?: number
   readonly config?: Partial<Config.GitHubAppConfig>
+  readonly visibility?: "public" | "private"
 }
 
 /** Builds the world in the current scope. */
@@ -118,7 +119,7 @@ export const world = (opts: WorldOptions = {}) =>
       id: REPO_ID,
       owner: OWNER,
       name: "Hello-World",
-      visibility: "public",
+      visibility: opts.visibility ?? "public",
       defaultBranch: "master",
       installation: INSTALL,
       gitDir: repo.bare
@@ -211,6 +212,8 @@ export const pushPayloads = (w: World, sha: string, before: string) => {
   push.before = before
   push.head_commit = { ...push.head_commit, id: sha }
   push.installation = { ...push.installation, id: INSTALL }
+  push.repository.visibility = w.repoInfo.visibility
+  push.repository.private = w.repoInfo.visibility === "private"
   // GitHub creates the App's suite for the new head before it tells the App.
   const suite = w.fake.pushSuite(w.repoInfo, sha, "master")
   const requested = example("check_suite", (p) => p.action === "requested")
@@ -221,6 +224,8 @@ export const pushPayloads = (w: World, sha: string, before: string) => {
   requested.check_suite.head_branch = "master"
   requested.check_suite.app.id = APP_ID
   requested.installation = { ...requested.installation, id: INSTALL }
+  requested.repository.visibility = w.repoInfo.visibility
+  requested.repository.private = w.repoInfo.visibility === "private"
   return { push, requested, suite }
 }
 
