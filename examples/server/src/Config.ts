@@ -18,10 +18,20 @@
  * targets = ["default"]
  * limit = 4
  * # scratch_root = "..."         # default: <data_dir>/workers
+ *
+ * [github]                       # optional: the GitHub App (@buildomat/github)
+ * app_id = 123456
+ * private_key_path = "privkey.pem"
+ * webhook_secret = "..."
+ * listen = "127.0.0.1:4021"
+ * allow_owners = ["my-org"]
+ * # the rest: see `Config.ConfigTable` of @buildomat/github; by default it uses this server
+ * # (core.url) with its admin token, and keeps its database in <data_dir>/github
  * ```
  *
  * @since 0.1.0
  */
+import { Config as GitHubConfig } from "@buildomat/github"
 import { LocalProvider } from "@buildomat/provider-local"
 import { Effect, Schema } from "effect"
 import * as NodeFs from "node:fs"
@@ -52,7 +62,8 @@ export const ConfigFile = Schema.Struct({
   providers: Schema.optionalWith(
     Schema.Struct({ local: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })) }).annotations(strict),
     { default: () => ({ local: {} }) }
-  )
+  ),
+  github: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
 }).annotations({ identifier: "ConfigFile", ...strict })
 
 /**
@@ -70,6 +81,12 @@ export interface ResolvedConfig {
   readonly adminTokenFile: string | undefined
   readonly maxBytesPerFile: number
   readonly local: LocalProvider.LocalProviderConfig | undefined
+  /**
+   * The GitHub App, if the file has a `[github]` table. When the table names no `core.url`,
+   * `githubUsesThisServer` is true and the App is pointed at this server once it listens.
+   */
+  readonly github: GitHubConfig.GitHubAppConfig | undefined
+  readonly githubUsesThisServer: boolean
 }
 
 /**
@@ -134,6 +151,18 @@ export const load = (file: string | undefined) =>
       )
       local = { ...local, scratchRoot: NodePath.resolve(base, local.scratchRoot) }
     }
+    let github: GitHubConfig.GitHubAppConfig | undefined
+    let githubUsesThisServer = false
+    if (cfg.github !== undefined) {
+      const core = cfg.github["core"] as { url?: unknown } | undefined
+      githubUsesThisServer = core?.url === undefined
+      const host = listen.host === "0.0.0.0" || listen.host === "::" ? "127.0.0.1" : listen.host
+      github = yield* GitHubConfig.fromTable(cfg.github, base, {
+        dataDir,
+        coreUrl: cfg.server.public_url ?? `http://${host.includes(":") ? `[${host}]` : host}:${listen.port}`,
+        coreToken: adminToken
+      }).pipe(Effect.mapError((e) => new ConfigError({ message: `${file ?? "configuration"}: ${e.message}` })))
+    }
     return {
       host: listen.host,
       port: listen.port,
@@ -142,6 +171,8 @@ export const load = (file: string | undefined) =>
       adminToken,
       adminTokenFile,
       maxBytesPerFile: cfg.job.max_size_per_file_mb * 1024 * 1024,
-      local
+      local,
+      github,
+      githubUsesThisServer
     } satisfies ResolvedConfig
   })

@@ -1,23 +1,24 @@
 /**
  * The reference server composed from a resolved configuration: core with its embedded SQLite
- * database, and the providers the file names.
+ * database, the providers the file names, and the GitHub App if it has a `[github]` table.
  *
  * @since 0.1.0
  */
 import { WorkerProvider } from "@buildomat/core"
 import { Config, Server } from "@buildomat/core/server"
 import type { ServeError } from "@effect/platform/HttpServerError"
+import { GitHubApp } from "@buildomat/github"
 import { LocalProvider } from "@buildomat/provider-local"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import type { ResolvedConfig } from "./Config.js"
 
 /**
- * The server layer for a configuration. Provides `ServerUrl`.
+ * The core server layer for a configuration. Provides `ServerUrl`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (config: ResolvedConfig): Layer.Layer<Config.ServerUrl, ServeError> => {
+export const coreLayer = (config: ResolvedConfig): Layer.Layer<Config.ServerUrl, ServeError> => {
   const providers = config.local !== undefined
     ? LocalProvider.layer(config.local)
     : Layer.succeed(WorkerProvider.WorkerProviders, [])
@@ -29,4 +30,23 @@ export const layer = (config: ResolvedConfig): Layer.Layer<Config.ServerUrl, Ser
     publicUrl: config.publicUrl,
     maxBytesPerFile: config.maxBytesPerFile
   }).pipe(Layer.provide(providers))
+}
+
+/**
+ * The server layer for a configuration: core, and the GitHub App next to it when configured
+ * (pointed at this core unless the table names another). Provides `ServerUrl`; when the App runs
+ * the context also holds its `GitHubApp.AppUrl` (read it with `Effect.serviceOption`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (config: ResolvedConfig): Layer.Layer<Config.ServerUrl, ServeError> => {
+  const core = coreLayer(config)
+  const github = config.github
+  if (github === undefined) return core
+  const app = Layer.unwrapEffect(
+    Effect.map(Config.ServerUrl, (url) =>
+      GitHubApp.layer(config.githubUsesThisServer ? { ...github, core: { ...github.core, url } } : github))
+  )
+  return app.pipe(Layer.provideMerge(core))
 }

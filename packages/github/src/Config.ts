@@ -29,7 +29,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Schema } from "effect"
+import { Context, Effect, ParseResult, Schema } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 
@@ -228,7 +228,13 @@ export const fromTable = (
 ): Effect.Effect<GitHubAppConfig, ConfigError> =>
   Effect.gen(function*() {
     const t = yield* Schema.decodeUnknown(ConfigTable)(table, { errors: "all" }).pipe(
-      Effect.mapError((e) => new ConfigError({ message: `[github]: ${e.message}` }))
+      Effect.mapError((e) =>
+        new ConfigError({
+          message: `[github]: ${
+            ParseResult.ArrayFormatter.formatErrorSync(e).map((i) => `${i.path.join(".") || "(table)"}: ${i.message}`).join("; ")
+          }`
+        })
+      )
     )
     const read = (what: string, p: string) =>
       Effect.try({
