@@ -399,7 +399,17 @@ const make = Effect.gen(function*() {
       if (p.complete) return false
       const save = (np: BasicPrivate, changed: boolean) =>
         store.updateRun(run.id, { private: JSON.stringify(np), ...(changed ? { flushed: 0 } : {}) })
-      const fatal = (message: string) => save({ ...p, complete: true, error: message }, true).pipe(Effect.as(false))
+      // A run that fails after its job was submitted also cancels the job, so that nothing
+      // keeps running for a check that has already failed.
+      const fatal = (message: string) =>
+        Effect.gen(function*() {
+          if (p.buildomat_id !== undefined) {
+            const client = yield* core.forRepo(cs.repo)
+            yield* client.api.jobs.cancel({ path: { job: p.buildomat_id as any } }).pipe(Effect.ignore)
+          }
+          yield* save({ ...p, complete: true, error: message }, true)
+          return false
+        }).pipe(Effect.catchAll(() => save({ ...p, complete: true, error: message }, true).pipe(Effect.as(false))))
       const cfg = JobFile.decodeBasic(run.config === null ? {} : JSON.parse(run.config))
       if (Either.isLeft(cfg)) return yield* fatal(cfg.left)
       if (run.content === null) return yield* fatal("No script provided by user.")

@@ -79,3 +79,33 @@ describe("tokens", () => {
       assert.deepStrictEqual(w.fake.violations, [])
     }), 90_000)
 })
+
+describe("token delivery through core's job store", () => {
+  it.scopedLive("puts the token in the job store as a secret, or says clearly that this core has none", () =>
+    Effect.gen(function*() {
+      const w = yield* world({ core: true, config: { tokenDelivery: "store" } })
+      const sha = w.repo.commit({
+        "README": "from the store\n",
+        ".github/buildomat/config.toml": "enable = true\n",
+        ".github/buildomat/jobs/build.sh": "#!/bin/bash\n#: name = \"build\"\n#: variety = \"basic\"\ncat README\n"
+      }, "jobs")
+      const { push, requested } = pushPayloads(w, sha, "0".repeat(40))
+      yield* w.deliver("push", push)
+      yield* w.deliver("check_suite", requested)
+      const build = yield* w.until("the build to complete", () => {
+        const r = w.fake.runsNamed("build")[0]
+        return r?.status === "completed" ? r : undefined
+      })
+      const openapi = yield* Effect.promise(() => fetch(`${w.coreUrl}/openapi.json`).then((r) => r.json() as Promise<any>))
+      const hasStore = Object.keys(openapi.paths).some((p) => /^\/0\/jobs\/\{[^}]+\}\/store\/\{[^}]+\}$/.test(p))
+      if (hasStore) {
+        assert.strictEqual(build.conclusion, "success")
+        assert.match(build.output!.text!, /\| from the store/)
+      } else {
+        assert.strictEqual(build.conclusion, "failure")
+        assert.match(build.output!.summary!, /token_delivery = "store", but the core server has no job store/)
+      }
+      // Either way the token went nowhere but GitHub's records: never into a task.
+      assert.deepStrictEqual(w.fake.violations, [])
+    }), 90_000)
+})
