@@ -457,8 +457,8 @@ const make = Effect.gen(function*() {
           rust = { channel: cfg.right.rust_toolchain, profile: "default" }
         } else if (cfg.right.rust_toolchain === true) {
           const text = yield* gh.getFile(call, repo.owner, repo.name, "rust-toolchain.toml", cs.head_sha).pipe(
-            Effect.catchTag("ContentError", (e) => Effect.succeed(Either.left(e.message))),
-            Effect.map((x) => (Either.isEither(x) ? x : Either.right(x)))
+            Effect.map((file): Either.Either<Option.Option<string>, string> => Either.right(file)),
+            Effect.catchTag("ContentError", (e) => Effect.succeed(Either.left(e.message)))
           )
           if (Either.isLeft(text)) return yield* fatal(text.left)
           if (Option.isNone(text.right)) return yield* fatal("rust_toolchain = true, but the commit has no rust-toolchain.toml")

@@ -28,14 +28,6 @@ import type { DeliveryRow } from "./Store.js"
 import { Store } from "./Store.js"
 
 /**
- * The version recorded in `ack` by this handler (buildomat's "ack version").
- *
- * @since 0.1.0
- * @category constants
- */
-export const ACK_VERSION = 1
-
-/**
  * How many times a delivery that fails transiently is tried before it is set aside.
  *
  * @since 0.1.0

@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { HttpClient, HttpServer } from "@effect/platform"
+import { HttpServer } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import { Context, Effect, Layer, Option } from "effect"
@@ -135,6 +135,3 @@ export const layer = (config: GitHubAppConfig): Layer.Layer<AppUrl, ServeError> 
     Layer.provide(server)
   )
 }
-
-/** @internal */
-export type _HttpClient = HttpClient.HttpClient

@@ -18,7 +18,6 @@
  *
  * @since 0.1.0
  */
-import type { Client } from "@buildomat/core"
 import { Ids, Jobs } from "@buildomat/core"
 import { HttpClient, HttpClientRequest, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Option, Schedule, Stream } from "effect"
@@ -457,6 +456,3 @@ export const router = Effect.gen(function*() {
     HttpRouter.get(`${BROKER_PATH}/:run/:nonce`, withErrors(jobToken))
   )
 })
-
-/** @internal */
-export type _Client = Client.Client

@@ -31,7 +31,14 @@ export interface DeliveryRow {
   readonly not_before: string | null
 }
 
-/** @since 0.1.0 @category models */
+/**
+ * A GitHub repository as last seen in a delivery: its id (stable across renames), owner login,
+ * name, and `visibility` (`public`, `private`, `internal`; NULL if never seen). Fork repositories
+ * of pull requests are kept too.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RepositoryRow {
   readonly id: number
   readonly owner: string

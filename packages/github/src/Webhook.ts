@@ -33,7 +33,8 @@ export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 
 const answer = (status: number, message: string) => HttpServerResponse.unsafeJson({ message }, { status })
 
-const utf8 = new TextDecoder("utf-8", { fatal: true })
+// `ignoreBOM` keeps a byte-order mark in the text, so that the text is exactly the raw bytes.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 /**
  * The handler. Needs `AppConfig`, `Store`, `Wakeup` and the request.

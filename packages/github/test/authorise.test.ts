@@ -64,3 +64,47 @@ describe("authorisation", () => {
       assert.deepStrictEqual(w.fake.violations, [])
     }), 90_000)
 })
+
+describe("policy", () => {
+  it.scopedLive("allow_users authorises a contributor; access_repos widens the job's token, and a bad entry fails the run", () =>
+    Effect.gen(function*() {
+      const w = yield* world({ core: true, extraRepos: { Other: 186853999 } })
+      w.extraRepos["Other"]!.commit({ "SECRET.txt": "only with access\n" }, "other")
+      const gitBase = w.fake.cloneUrl.replace("x-access-token:{token}@", "").replace("/{owner}/{repo}.git", "")
+      w.repo.commit({ ".github/buildomat/config.toml": "enable = true\nallow_users = [\"outsider\"]\n" }, "config")
+      const sha = w.repo.commit({
+        ".github/buildomat/jobs/reader.sh": `#!/bin/bash
+#: name = "reader"
+#: variety = "basic"
+#: access_repos = ["Codertocat/Other"]
+set -o errexit
+t=$("$HOME/.buildomat/bin/github-token")
+git clone -q "${gitBase.replace("http://", "http://x-access-token:$t@")}/Codertocat/Other.git" other
+cat other/SECRET.txt
+`,
+        ".github/buildomat/jobs/stranger.sh": `#!/bin/bash
+#: name = "stranger"
+#: variety = "basic"
+#: access_repos = ["Codertocat/missing"]
+true
+`
+      }, "pr", "refs/pull/3/head")
+      yield* w.deliver("pull_request", pullRequestPayload(sha, OUTSIDER))
+      const reader = yield* w.until("reader", () => {
+        const r = w.fake.runsNamed("reader")[0]
+        return r?.status === "completed" ? r : undefined
+      })
+      const stranger = yield* w.until("stranger", () => {
+        const r = w.fake.runsNamed("stranger")[0]
+        return r?.status === "completed" ? r : undefined
+      })
+      const control = w.fake.runsNamed("*control")[0]!
+      assert.match(control.output!.summary!, /Plan approved by user "outsider"\./)
+      assert.strictEqual(reader.conclusion, "success")
+      assert.match(reader.output!.text!, /\| only with access/)
+      assert.isTrue(w.fake.issued.some((t) => JSON.stringify(t.repositoryIds) === JSON.stringify([186853002, 186853999])))
+      assert.strictEqual(stranger.conclusion, "failure")
+      assert.match(stranger.output!.summary!, /The "access_repos" entry "Codertocat\/missing" is not valid/)
+      assert.deepStrictEqual(w.fake.violations, [])
+    }), 90_000)
+})

@@ -87,6 +87,7 @@ export interface World {
   readonly fake: Fake.FakeGitHub
   readonly repo: TestRepo
   readonly repoInfo: Fake.FakeRepo
+  readonly extraRepos: Record<string, TestRepo>
   readonly coreUrl: string
   readonly appUrl: string
   readonly dbPath: string
@@ -105,6 +106,8 @@ export interface WorldOptions {
   readonly tailRedrawMs?: number
   readonly config?: Partial<Config.GitHubAppConfig>
   readonly visibility?: "public" | "private"
+  /** More repositories of the same owner and installation (name → id). */
+  readonly extraRepos?: Record<string, number>
 }
 
 /** Builds the world in the current scope. */
@@ -124,11 +127,15 @@ export const world = (opts: WorldOptions = {}) =>
       installation: INSTALL,
       gitDir: repo.bare
     }
+    const extra = Object.entries(opts.extraRepos ?? {}).map(([name, id]) => {
+      const r = makeRepo(dir, OWNER.login, name)
+      return { repo: r, info: { ...repoInfo, id, name, gitDir: r.bare } satisfies Fake.FakeRepo }
+    })
     const fake = yield* Fake.start({
       appId: APP_ID,
       publicKey,
       installations: [{ id: INSTALL, account: OWNER }],
-      repos: [repoInfo],
+      repos: [repoInfo, ...extra.map((e) => e.info)],
       gitRoot: NodePath.join(dir, "git"),
       ...(opts.orgMembers !== undefined ? { orgMembers: opts.orgMembers } : {}),
       ...(opts.collaborators !== undefined ? { collaborators: opts.collaborators } : {}),
@@ -202,7 +209,8 @@ export const world = (opts: WorldOptions = {}) =>
         }
       })
 
-    return { dir, fake, repo, repoInfo, coreUrl, appUrl, dbPath, deliver, until } satisfies World
+    const extraRepos = Object.fromEntries(extra.map((e) => [e.info.name, e.repo]))
+    return { dir, fake, repo, repoInfo, extraRepos, coreUrl, appUrl, dbPath, deliver, until } satisfies World
   })
 
 /** The payloads of a push to master, as GitHub sends them to an App: `push`, then `check_suite.requested`. */
