@@ -27,6 +27,15 @@
  * [providers.aws.targets.linux]
  * ami = "ami-0123456789abcdef0"
  * instance_type = "m7i.large"
+ *
+ * [github]                       # optional: the GitHub App (@buildomat/github)
+ * app_id = 123456
+ * private_key_path = "privkey.pem"
+ * webhook_secret = "..."
+ * listen = "127.0.0.1:4021"
+ * allow_owners = ["my-org"]
+ * # the rest: see `Config.ConfigTable` of @buildomat/github; by default it uses this server
+ * # (core.url) with its admin token, and keeps its database in <data_dir>/github
  * ```
  *
  * A target may be served by one provider only.
@@ -34,6 +43,7 @@
  * @since 0.1.0
  */
 import { AwsProvider } from "@buildomat/provider-aws"
+import { Config as GitHubConfig } from "@buildomat/github"
 import { LocalProvider } from "@buildomat/provider-local"
 import { Effect, Schema } from "effect"
 import * as NodeFs from "node:fs"
@@ -71,7 +81,8 @@ export const ConfigFile = Schema.Struct({
       aws: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
     }).annotations(strict),
     { default: () => ({ local: {} }) }
-  )
+  ),
+  github: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
 }).annotations({ identifier: "ConfigFile", ...strict })
 
 /**
@@ -92,6 +103,12 @@ export interface ResolvedConfig {
   readonly maxRuntime: number | undefined
   readonly local: LocalProvider.LocalProviderConfig | undefined
   readonly aws: AwsProvider.AwsProviderConfig | undefined
+  /**
+   * The GitHub App, if the file has a `[github]` table. When the table names no `core.url`,
+   * `githubUsesThisServer` is true and the App is pointed at this server once it listens.
+   */
+  readonly github: GitHubConfig.GitHubAppConfig | undefined
+  readonly githubUsesThisServer: boolean
 }
 
 /**
@@ -168,6 +185,18 @@ export const load = (file: string | undefined) =>
         })
       }
     }
+    let github: GitHubConfig.GitHubAppConfig | undefined
+    let githubUsesThisServer = false
+    if (cfg.github !== undefined) {
+      const core = cfg.github["core"] as { url?: unknown } | undefined
+      githubUsesThisServer = core?.url === undefined
+      const host = listen.host === "0.0.0.0" || listen.host === "::" ? "127.0.0.1" : listen.host
+      github = yield* GitHubConfig.fromTable(cfg.github, base, {
+        dataDir,
+        coreUrl: cfg.server.public_url ?? `http://${host.includes(":") ? `[${host}]` : host}:${listen.port}`,
+        coreToken: adminToken
+      }).pipe(Effect.mapError((e) => new ConfigError({ message: `${file ?? "configuration"}: ${e.message}` })))
+    }
     return {
       host: listen.host,
       port: listen.port,
@@ -179,6 +208,8 @@ export const load = (file: string | undefined) =>
       maxBytesPerFile: cfg.job.max_size_per_file_mb * 1024 * 1024,
       maxRuntime: cfg.job.max_runtime,
       local,
-      aws
+      aws,
+      github,
+      githubUsesThisServer
     } satisfies ResolvedConfig
   })

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Config } from "@buildomat/core/server"
+import { GitHubApp } from "@buildomat/github"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as NodeFs from "node:fs"
@@ -28,7 +29,7 @@ const program = Effect.gen(function*() {
     Layer.effectDiscard(
       Effect.gen(function*() {
         const url = yield* Config.ServerUrl
-        yield* Effect.sync(() => {
+        yield* Effect.gen(function*() {
           process.stdout.write(`buildomat server listening on ${url}\n`)
           process.stdout.write(`  data directory: ${config.dataDir}\n`)
           process.stdout.write(
@@ -36,6 +37,10 @@ const program = Effect.gen(function*() {
               ? `  admin token:    ${config.adminTokenFile}\n`
               : `  admin token:    from ${file} ([admin] token)\n`
           )
+          const app = yield* Effect.serviceOption(GitHubApp.AppUrl)
+          if (config.github !== undefined && app._tag === "Some") {
+            process.stdout.write(`  GitHub App:     ${app.value} (webhook ${config.github.baseUrl ?? app.value}/webhook)\n`)
+          }
           if (config.local !== undefined) {
             process.stdout.write(
               `  local provider: targets ${config.local.targets?.join(", ")}, up to ${config.local.limit} workers\n`
