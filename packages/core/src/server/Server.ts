@@ -22,17 +22,24 @@ import * as NodePath from "node:path"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import { BuildomatApi } from "../Api.js"
 import type { WorkerProviders } from "../WorkerProvider.js"
+import * as ArchiveQueue from "./ArchiveQueue.js"
+import * as Background from "./Background.js"
+import * as ChunkCleanup from "./ChunkCleanup.js"
 import { DEFAULT_MAX_BYTES_PER_FILE, ServerConfig, ServerUrl } from "./Config.js"
 import * as Database from "./Database.js"
 import * as EventHub from "./EventHub.js"
+import * as FileArchive from "./FileArchive.js"
 import { AdminAuthLive, BootstrapLive, errorMapping, JobsLive, UserAuthLive, UsersLive, WorkerAuthLive, WorkerLive } from "./Http.js"
+import * as JobArchive from "./JobArchive.js"
 import * as JobStore from "./JobStore.js"
 import * as ObjectStore from "./ObjectStore.js"
 import * as Provisioner from "./Provisioner.js"
+import * as Purge from "./Purge.js"
 import * as Scheduler from "./Scheduler.js"
 import * as Signals from "./Signals.js"
 import * as Uploads from "./Uploads.js"
 import * as UserStore from "./UserStore.js"
+import * as WorkerCleanup from "./WorkerCleanup.js"
 import * as WorkerStore from "./WorkerStore.js"
 
 /**
@@ -44,7 +51,14 @@ import * as WorkerStore from "./WorkerStore.js"
  * - `host`/`port`: where to listen (default `127.0.0.1:9979`; port 0 picks a free port).
  * - `publicUrl`: the URL agents and clients use, if not the listening address.
  * - `maxBytesPerFile`: the largest output, in bytes (default 1 GiB).
- * - `objectStore`: another object store layer (for example S3).
+ * - `objectStore`: another object store layer for the primary tier, where uploads are committed
+ *   (for example `S3ObjectStore.layer`).
+ * - `archiveStore`: an archive tier (for example `S3ObjectStore.layerArchive`, buildomat's
+ *   arrangement): files of completed jobs are copied there and job archives written there; reads
+ *   fall back to it. Without one, the primary store is the only one.
+ * - `background`: what the background loops do on their own (`Background.BackgroundOptions`:
+ *   `jobAutoArchive`, `jobAutoPurge`, `purgeAfter`, `purgeDelay`, `fileAutoArchive`), by default
+ *   buildomat's.
  *
  * @since 0.1.0
  * @category models
@@ -57,6 +71,8 @@ export interface ServerOptions {
   readonly publicUrl?: string | undefined
   readonly maxBytesPerFile?: number | undefined
   readonly objectStore?: Layer.Layer<ObjectStore.ObjectStore> | undefined
+  readonly archiveStore?: Layer.Layer<ObjectStore.ArchiveStore> | undefined
+  readonly background?: Partial<Background.BackgroundOptions> | undefined
 }
 
 /**
@@ -106,9 +122,14 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
     return Database.layer(NodePath.join(dataDir, "data.sqlite3"))
   })
   const objects = options.objectStore ?? ObjectStore.layerFileSystem(NodePath.join(dataDir, "objects"))
-  const stores = Layer.mergeAll(UserStore.layer, WorkerStore.layer, Uploads.layer).pipe(
+  const storage = ObjectStore.layerTiers.pipe(
+    Layer.provide(options.archiveStore !== undefined ? Layer.merge(objects, options.archiveStore) : objects)
+  )
+  const stores = Layer.mergeAll(UserStore.layer, WorkerStore.layer, Uploads.layer, JobArchive.layer).pipe(
     Layer.provideMerge(JobStore.layer),
-    Layer.provideMerge(Layer.mergeAll(EventHub.layer, Signals.layer, objects)),
+    Layer.provideMerge(
+      Layer.mergeAll(EventHub.layer, Signals.layer, storage, ArchiveQueue.layer, Background.layerConfig(options.background))
+    ),
     Layer.provideMerge(Layer.merge(db, config))
   )
   const serve = HttpApiBuilder.serve().pipe(
@@ -116,7 +137,15 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(ApiLive)
   )
-  const loops = Layer.mergeAll(Scheduler.layer, Provisioner.layer)
+  const loops = Layer.mergeAll(
+    Scheduler.layer,
+    Provisioner.layer,
+    WorkerCleanup.layer,
+    FileArchive.layer,
+    JobArchive.loopLayer,
+    Purge.layer,
+    ChunkCleanup.layer
+  )
   return Layer.mergeAll(serve, loops).pipe(
     Layer.provideMerge(url),
     Layer.provide(stores),

@@ -5,19 +5,33 @@
  */
 
 /** @since 0.1.0 */
+export * as ArchiveQueue from "./ArchiveQueue.js"
+/** @since 0.1.0 */
+export * as Background from "./Background.js"
+/** @since 0.1.0 */
+export * as ChunkCleanup from "./ChunkCleanup.js"
+/** @since 0.1.0 */
 export * as Config from "./Config.js"
 /** @since 0.1.0 */
 export * as Database from "./Database.js"
 /** @since 0.1.0 */
 export * as EventHub from "./EventHub.js"
 /** @since 0.1.0 */
+export * as FileArchive from "./FileArchive.js"
+/** @since 0.1.0 */
 export * as Http from "./Http.js"
+/** @since 0.1.0 */
+export * as JobArchive from "./JobArchive.js"
 /** @since 0.1.0 */
 export * as JobStore from "./JobStore.js"
 /** @since 0.1.0 */
 export * as ObjectStore from "./ObjectStore.js"
 /** @since 0.1.0 */
 export * as Provisioner from "./Provisioner.js"
+/** @since 0.1.0 */
+export * as Purge from "./Purge.js"
+/** @since 0.1.0 */
+export * as S3ObjectStore from "./S3ObjectStore.js"
 /** @since 0.1.0 */
 export * as Scheduler from "./Scheduler.js"
 /** @since 0.1.0 */
@@ -28,6 +42,8 @@ export * as Signals from "./Signals.js"
 export * as Uploads from "./Uploads.js"
 /** @since 0.1.0 */
 export * as UserStore from "./UserStore.js"
+/** @since 0.1.0 */
+export * as WorkerCleanup from "./WorkerCleanup.js"
 /** @since 0.1.0 */
 export * as WorkerStore from "./WorkerStore.js"
 /** @since 0.1.0 */

@@ -5,8 +5,10 @@
  * buildomat's schema.
  */
 import m0001 from "./migrations/0001_initial.js"
+import m0005 from "./migrations/0005_archive.js"
 
 /** The migrations, keyed `<number>_<name>` as `SqliteMigrator.fromRecord` expects. */
 export const migrations = {
-  "0001_initial": m0001
+  "0001_initial": m0001,
+  "0005_archive": m0005
 }
