@@ -4,8 +4,8 @@
  * speak the agent's side of the protocol over real HTTP.
  */
 import { WorkerProvider } from "@buildomat/core"
-import { Testing } from "@buildomat/core/server"
-import { Effect, Layer, Queue } from "effect"
+import { ArchiveQueue, Config, type Server, Testing } from "@buildomat/core/server"
+import { Context, Effect, Layer, Queue } from "effect"
 
 export const ADMIN = "test-admin-token-0123456789"
 
@@ -13,12 +13,20 @@ export const tempDir = (prefix = "bmat-test-") => Testing.tempDirectory(prefix)
 
 export interface Started {
   readonly url: string
+  readonly queue: ArchiveQueue.ArchiveQueueShape
   readonly requests: Queue.Queue<WorkerProvider.CreateWorkerRequest>
   readonly destroyed: Array<string>
 }
 
-/** Starts a server in the current scope with a provider whose workers the test drives. */
-export const startServer = (dataDir: string, limit = 4) =>
+/**
+ * Starts a server in the current scope with a provider whose workers the test drives; `options`
+ * are passed on to `Server.layer`.
+ */
+export const startServer = (
+  dataDir: string,
+  limit = 4,
+  options: Omit<Server.ServerOptions, "dataDir" | "adminToken" | "host" | "port"> = {}
+) =>
   Effect.gen(function*() {
     const requests = yield* Queue.unbounded<WorkerProvider.CreateWorkerRequest>()
     const destroyed: Array<string> = []
@@ -40,8 +48,13 @@ export const startServer = (dataDir: string, limit = 4) =>
         }),
       list: Effect.sync(() => [...live].map(([instanceId, worker]) => ({ instanceId, worker })))
     }
-    const url = yield* Testing.serve({ dataDir, adminToken: ADMIN }, Layer.succeed(WorkerProvider.WorkerProviders, [provider]))
-    return { url, requests, destroyed } satisfies Started
+    const ctx = yield* Testing.serveContext(
+      { ...options, dataDir, adminToken: ADMIN },
+      Layer.succeed(WorkerProvider.WorkerProviders, [provider])
+    )
+    const url = Context.get(ctx, Config.ServerUrl)
+    const queue = Context.get(ctx, ArchiveQueue.ArchiveQueue)
+    return { url, queue, requests, destroyed } satisfies Started
   })
 
 /** A client for `url` with `token`. */

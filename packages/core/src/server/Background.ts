@@ -8,13 +8,14 @@
  * |---|---|---|
  * | worker cleanup | 47 s | `WorkerCleanup` |
  * | file archiving and local cleanup | 15 s | `FileArchive` |
- * | job archiving | 1 s, at once again after a success, at once on a request | `JobArchive` |
- * | purge | 1 s; `purgeDelay` after each success; at once on a request | `Purge` |
+ * | job archiving | 1 s (1 min when not automatic), at once after a success or on a request | `JobArchive` |
+ * | purge | 1 s (1 min when not automatic); `purgeDelay` after each purge; at once on a request | `Purge` |
  * | chunk cleanup | 73 s | `ChunkCleanup` |
  *
  * @since 0.1.0
  */
 import { Clock, Context, Duration, Effect, Layer } from "effect"
+import { currentTime } from "../Schemas.js"
 
 /**
  * What the loops do on their own (buildomat's `[job]` and `[file]` configuration):
@@ -36,8 +37,8 @@ import { Clock, Context, Duration, Effect, Layer } from "effect"
 export interface BackgroundOptions {
   readonly jobAutoArchive: boolean
   readonly jobAutoPurge: boolean
-  readonly purgeAfter: Duration.Duration
-  readonly purgeDelay: Duration.Duration
+  readonly purgeAfter: Duration.DurationInput
+  readonly purgeDelay: Duration.DurationInput
   readonly fileAutoArchive: boolean
 }
 
@@ -93,7 +94,7 @@ export const layerConfig = (options?: Partial<BackgroundOptions>): Layer.Layer<B
  * @since 0.1.0
  * @category utils
  */
-export const clockNow = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
+export const clockNow = currentTime
 
 /**
  * Runs `pass` forever in the scope: after each pass, waits `next(result)` (a pass that fails

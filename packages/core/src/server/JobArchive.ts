@@ -646,7 +646,8 @@ const make = Effect.gen(function*() {
 
   /**
    * An archived job, opened: from memory, else the local cache file, else downloaded from the
-   * store into the cache (checked in full before use).
+   * store into the cache. A file is checked in full (every chunk's checksums, and the index) the
+   * first time this process opens it; a damaged cache file is fetched again.
    */
   const load = (jobId: string): Effect.Effect<LoadedArchive, ArchiveError> =>
     Effect.gen(function*() {
@@ -657,8 +658,8 @@ const make = Effect.gen(function*() {
       }
       const path = cachePath(jobId)
       const cached = yield* Effect.promise(() => NodeFs.promises.stat(path).then(() => true, () => false))
-      if (cached) {
-        const a = yield* Effect.tryPromise({ try: () => openFile(path, false), catch: err(jobId, "Corrupt") }).pipe(
+      const a = cached
+        ? yield* Effect.tryPromise({ try: () => openFile(path, true), catch: err(jobId, "Corrupt") }).pipe(
           Effect.catchAll((e) =>
             Effect.logWarning(`the cached archive of job ${jobId} is unreadable (${e.message}); fetching it again`).pipe(
               Effect.zipRight(Effect.promise(() => NodeFs.promises.rm(path, { force: true }))),
@@ -666,12 +667,16 @@ const make = Effect.gen(function*() {
             )
           )
         )
-        remember(jobId, a)
-        return a
-      }
-      const a = yield* fetch(jobId)
+        : yield* fetch(jobId)
       remember(jobId, a)
       return a
+    })
+
+  /** Forgets an opened archive and its cache file (found damaged after it was opened). */
+  const evict = (jobId: string) =>
+    Effect.promise(async () => {
+      loaded.delete(jobId)
+      await NodeFs.promises.rm(cachePath(jobId), { force: true })
     })
 
   const fetch = (jobId: string) =>
@@ -686,9 +691,9 @@ const make = Effect.gen(function*() {
           Effect.zipRight(Effect.tryPromise({ try: () => fh.sync(), catch: err(jobId, "Storage") })),
           Effect.ensuring(Effect.promise(() => fh.close().catch(() => undefined)))
         )
-        yield* Effect.tryPromise({ try: () => openFile(tmp, true), catch: err(jobId, "Corrupt") })
+        const a = yield* Effect.tryPromise({ try: () => openFile(tmp, true), catch: err(jobId, "Corrupt") })
         yield* Effect.tryPromise({ try: () => NodeFs.promises.rename(tmp, cachePath(jobId)), catch: err(jobId, "Storage") })
-        return yield* Effect.tryPromise({ try: () => openFile(cachePath(jobId), false), catch: err(jobId, "Corrupt") })
+        return { ...a, path: cachePath(jobId) }
       }).pipe(Effect.ensuring(Effect.promise(() => NodeFs.promises.rm(tmp, { force: true }))))
     })
 
@@ -738,11 +743,23 @@ const make = Effect.gen(function*() {
   /** `GET /0/job/{job}`: from the archive once archived. */
   const view = (row: JobRow) => either(row, (a) => Effect.succeed(toView(row, a.job)), jobs.view(row))
 
-  /** Events `minseq..` (at most `limit`): from the archive once archived. */
+  /**
+   * Events `minseq..` (at most `limit`): from the archive once archived. A chunk found damaged
+   * drops the cached copy, which is fetched and checked again, once.
+   */
   const events = (row: JobRow, minseq: number, limit = 1000) =>
     either(
       row,
-      (a) => Effect.tryPromise({ try: () => readEvents(a, minseq, limit), catch: err(row.id, "Corrupt") }),
+      (a) =>
+        Effect.tryPromise({ try: () => readEvents(a, minseq, limit), catch: err(row.id, "Corrupt") }).pipe(
+          Effect.catchAll((e) =>
+            Effect.logWarning(`reading events of job ${row.id} from its archive failed (${e.message}); fetching it again`).pipe(
+              Effect.zipRight(evict(row.id)),
+              Effect.zipRight(load(row.id)),
+              Effect.flatMap((b) => Effect.tryPromise({ try: () => readEvents(b, minseq, limit), catch: err(row.id, "Corrupt") }))
+            )
+          )
+        ),
       jobs.events(row.id, minseq, limit)
     )
 
@@ -829,10 +846,20 @@ export const layer = Layer.effect(JobArchive, make)
 export const INTERVAL = Duration.seconds(1)
 
 /**
+ * How long the job archiving loop waits when automatic archiving is off and no request is waiting:
+ * a request wakes it at once, so this is only a safety net.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const IDLE_INTERVAL = Duration.minutes(1)
+
+/**
  * One pass of the job archiving loop: archives the oldest operator request (a job that is not
  * complete, or already archived, is skipped; one whose files are not yet in the archive tier goes
- * back in the queue), else, with `jobAutoArchive`, the oldest completed unarchived job. Returns
- * whether a job was archived (the loop then goes on at once).
+ * back in the queue), else, with `jobAutoArchive`, the oldest completed unarchived job (one that
+ * fails is tried again 10 minutes later). Returns `"archived"` (the loop goes on at once),
+ * `"waiting"` (requests wait, or automatic archiving is on: next pass in `INTERVAL`) or `"idle"`.
  *
  * @since 0.1.0
  * @category loops
@@ -845,25 +872,26 @@ export const archiveJobsOnce = Effect.gen(function*() {
   const tiers = yield* StorageTiers
   const now = yield* Clock.currentTimeMillis
   const failures = archives.retryAt
+  const idle = options.jobAutoArchive ? "waiting" as const : "idle" as const
 
   const requested = yield* queue.nextArchive
-  let job: string
   if (Option.isSome(requested)) {
-    job = requested.value
+    const job = requested.value
     const r = yield* archives.archive(job).pipe(Effect.either)
-    if (r._tag === "Right") return true
+    if (r._tag === "Right") return "archived" as const
     if (r.left.reason === "FilesNotArchived") {
       yield* queue.requeueArchive(job)
       yield* Effect.logInfo(`job ${job}: waiting for its files to be archived before archiving it`)
-    } else if (r.left.reason === "NotArchivable") {
+      return "waiting" as const
+    }
+    if (r.left.reason === "NotArchivable") {
       yield* Effect.logWarning(`ignoring the request to archive job ${job}: it is not complete, or already archived`)
-      return true
     } else {
       yield* Effect.logError(`archiving job ${job} [operator request] failed: ${r.left.message}`)
     }
-    return false
+    return "waiting" as const
   }
-  if (!options.jobAutoArchive) return false
+  if (!options.jobAutoArchive) return idle
   const candidates = Option.isSome(tiers.archive)
     ? yield* sql<{ id: string }>`
       SELECT j.id FROM job j WHERE j.complete = 1 AND j.time_archived IS NULL
@@ -872,21 +900,21 @@ export const archiveJobsOnce = Effect.gen(function*() {
     : yield* sql<{ id: string }>`
       SELECT id FROM job WHERE complete = 1 AND time_archived IS NULL ORDER BY id LIMIT ${failures.size + 1}`
   const next = candidates.find((c) => (failures.get(c.id) ?? 0) <= now)
-  if (next === undefined) return false
-  job = next.id
-  const r = yield* archives.archive(job).pipe(Effect.either)
+  if (next === undefined) return idle
+  const r = yield* archives.archive(next.id).pipe(Effect.either)
   if (r._tag === "Right") {
-    failures.delete(job)
-    return true
+    failures.delete(next.id)
+    return "archived" as const
   }
-  failures.set(job, now + Duration.toMillis(Duration.minutes(10)))
-  yield* Effect.logError(`archiving job ${job} [automatic] failed, trying again in 10 minutes: ${r.left.message}`)
-  return false
+  failures.set(next.id, now + Duration.toMillis(Duration.minutes(10)))
+  yield* Effect.logError(`archiving job ${next.id} [automatic] failed, trying again in 10 minutes: ${r.left.message}`)
+  return idle
 }).pipe(Effect.orDie, Effect.withSpan("JobArchive.archiveJobsOnce"))
 
 /**
- * The job archiving loop: at once again after a job was archived, else after `INTERVAL` or as
- * soon as an operator asks.
+ * The job archiving loop: at once again after a job was archived; else after `INTERVAL` (when
+ * archiving automatically, or when a request waits) or `IDLE_INTERVAL`, or as soon as an operator
+ * asks.
  *
  * @since 0.1.0
  * @category layers
@@ -894,6 +922,7 @@ export const archiveJobsOnce = Effect.gen(function*() {
 export const loopLayer = Layer.scopedDiscard(
   Effect.gen(function*() {
     const queue = yield* ArchiveQueue
-    yield* loop("job archive", archiveJobsOnce, INTERVAL, (archived) => (archived ? Effect.void : queue.waitArchive(INTERVAL)))
+    yield* loop("job archive", archiveJobsOnce, INTERVAL, (r) =>
+      r === "archived" ? Effect.void : queue.waitArchive(r === "waiting" ? INTERVAL : IDLE_INTERVAL))
   })
 )

@@ -7,7 +7,7 @@
  * Operator requests come first (`ArchiveQueue.requestPurge`); otherwise, with `jobAutoPurge`,
  * the oldest archived job whose `time_archived` is older than `purgeAfter` (14 days). After each
  * purge the loop pauses `purgeDelay` (`job.purge_delay_msec`, 500 ms); with nothing to do it waits
- * 1 s, or less if an operator asks.
+ * 1 s when purging automatically, else a minute, or less if an operator asks.
  *
  * @since 0.1.0
  */
@@ -23,6 +23,15 @@ import { BackgroundConfig, clockNow, loop } from "./Background.js"
  * @category constants
  */
 export const INTERVAL = Duration.seconds(1)
+
+/**
+ * How long the loop waits when automatic purging is off: a request wakes it at once, so this is
+ * only a safety net.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const IDLE_INTERVAL = Duration.minutes(1)
 
 /**
  * The tables a purge empties of a job's rows, in an order that respects their foreign keys
@@ -113,7 +122,8 @@ export const purgeOnce = Effect.gen(function*() {
 }).pipe(Effect.withSpan("Purge.purgeOnce"))
 
 /**
- * The loop: `purgeDelay` after a purge, else `INTERVAL` or until an operator asks.
+ * The loop: `purgeDelay` after a purge, else `INTERVAL` (`IDLE_INTERVAL` when automatic purging
+ * is off) or until an operator asks.
  *
  * @since 0.1.0
  * @category layers
@@ -126,7 +136,10 @@ export const layer = Layer.scopedDiscard(
       "purge",
       purgeOnce,
       INTERVAL,
-      (purged) => (Option.isSome(purged) ? Effect.sleep(options.purgeDelay) : queue.waitPurge(INTERVAL))
+      (purged) =>
+        Option.isSome(purged)
+          ? Effect.sleep(options.purgeDelay)
+          : queue.waitPurge(options.jobAutoPurge ? INTERVAL : IDLE_INTERVAL)
     )
   })
 )

@@ -88,13 +88,15 @@ export const ApiLive = HttpApiBuilder.api(BuildomatApi).pipe(
 )
 
 /**
- * The whole server as a layer. It provides `ServerUrl` (where it is listening) and requires
- * `WorkerProviders`.
+ * The whole server as a layer. It provides `ServerUrl` (where it is listening) and `ArchiveQueue`
+ * (to ask for jobs to be archived or purged from code), and requires `WorkerProviders`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError, WorkerProviders> => {
+export const layer = (
+  options: ServerOptions
+): Layer.Layer<ServerUrl | ArchiveQueue.ArchiveQueue, ServeError, WorkerProviders> => {
   const dataDir = NodePath.resolve(options.dataDir)
   const config = Layer.sync(ServerConfig, () => {
     NodeFs.mkdirSync(dataDir, { recursive: true })
@@ -146,7 +148,8 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
     Purge.layer,
     ChunkCleanup.layer
   )
-  return Layer.mergeAll(serve, loops).pipe(
+  const exposed = Layer.effect(ArchiveQueue.ArchiveQueue, ArchiveQueue.ArchiveQueue)
+  return Layer.mergeAll(serve, loops, exposed).pipe(
     Layer.provideMerge(url),
     Layer.provide(stores),
     Layer.provideMerge(http)

@@ -84,11 +84,11 @@ export interface Header {
 }
 
 /**
- * Reads and checks the chunk header at `offset` of `buf`. Throws on a bad checksum or when the
- * chunk would run past `limit`.
+ * Reads and checks the chunk header at `offset` of `buf` (the header only: the body may be
+ * elsewhere). Throws on a bad checksum.
  */
-export const readHeader = (buf: Uint8Array, offset: number, limit: number = buf.length): Header => {
-  if (offset + HEADER_BYTES > limit) throw new Error(`TLV-C: truncated header at byte ${offset}`)
+export const readHeader = (buf: Uint8Array, offset: number): Header => {
+  if (offset + HEADER_BYTES > buf.length) throw new Error(`TLV-C: truncated header at byte ${offset}`)
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
   const tag = b.subarray(offset, offset + 4)
   const len = b.readUInt32LE(offset + 4)
@@ -97,7 +97,6 @@ export const readHeader = (buf: Uint8Array, offset: number, limit: number = buf.
   if (stored !== computed) {
     throw new Error(`TLV-C: corrupt header at byte ${offset} (checksum ${stored}, expected ${computed})`)
   }
-  if (offset + chunkBytes(len) > limit) throw new Error(`TLV-C: chunk at byte ${offset} is truncated`)
   return { tag: tag.toString("utf8"), len }
 }
 
@@ -106,7 +105,8 @@ export const readHeader = (buf: Uint8Array, offset: number, limit: number = buf.
  * (a view into `buf`). Throws if the chunk is corrupt or does not have tag `expect`.
  */
 export const readChunk = (buf: Uint8Array, offset: number, expect?: string, limit: number = buf.length) => {
-  const h = readHeader(buf, offset, limit)
+  const h = readHeader(buf, offset)
+  if (offset + chunkBytes(h.len) > Math.min(limit, buf.length)) throw new Error(`TLV-C: chunk at byte ${offset} is truncated`)
   if (expect !== undefined && h.tag !== expect) {
     throw new Error(`TLV-C: expected a ${JSON.stringify(expect)} chunk at byte ${offset}, found ${JSON.stringify(h.tag)}`)
   }
