@@ -17,6 +17,8 @@ export * as Ids from "./Ids.js"
 /** @since 0.1.0 */
 export * as Jobs from "./Jobs.js"
 /** @since 0.1.0 */
+export * as Names from "./Names.js"
+/** @since 0.1.0 */
 export * as OutputRules from "./OutputRules.js"
 /** @since 0.1.0 */
 export * as Schemas from "./Schemas.js"
