@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { WorkerProvider } from "@buildomat/core"
-import { Config, Server } from "@buildomat/core/server"
+import { Config, S3ObjectStore, Server } from "@buildomat/core/server"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import { LocalProvider } from "@buildomat/provider-local"
 import { Layer } from "effect"
@@ -27,6 +27,13 @@ export const layer = (config: ResolvedConfig): Layer.Layer<Config.ServerUrl, Ser
     host: config.host,
     port: config.port,
     publicUrl: config.publicUrl,
-    maxBytesPerFile: config.maxBytesPerFile
+    maxBytesPerFile: config.maxBytesPerFile,
+    archiveStore: config.storage !== undefined ? S3ObjectStore.layerArchive(config.storage) : undefined,
+    background: {
+      jobAutoArchive: config.jobAutoArchive,
+      jobAutoPurge: config.jobAutoPurge,
+      purgeDelay: config.purgeDelayMs,
+      fileAutoArchive: config.fileAutoArchive
+    }
   }).pipe(Layer.provide(providers))
 }

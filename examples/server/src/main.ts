@@ -37,6 +37,11 @@ const program = Effect.gen(function*() {
               : `  admin token:    from ${file} ([admin] token)\n`
           )
           process.stdout.write(
+            config.storage !== undefined
+              ? `  archive tier:   s3://${config.storage.bucket}/${config.storage.prefix ?? ""}\n`
+              : `  archive tier:   none (files and job archives stay in the data directory)\n`
+          )
+          process.stdout.write(
             config.local !== undefined
               ? `  local provider: targets ${config.local.targets?.join(", ")}, up to ${config.local.limit} workers\n`
               : `  no worker provider configured: jobs will queue\n`
