@@ -70,6 +70,9 @@ const runJob = (url: string, requests: any, c: Client.Client, name: string) =>
     return { id, data }
   })
 
+/** These tests move the TestClock through many loop passes; each pass takes real time. */
+const TIMEOUT = 180_000
+
 describe.concurrent("job archive and purge", () => {
   it.scoped("automatic: archived once complete, purged after purgeAfter; reads answer as before", () =>
     Effect.gen(function*() {
@@ -123,7 +126,7 @@ describe.concurrent("job archive and purge", () => {
       const other = yield* userClient(url, "mallory")
       const denied = yield* raw(url, `/0/jobs/${id}/outputs/${before.outputs[0]!.id}`, { token: other.user.token })
       assert.strictEqual(denied.status, 403)
-    }))
+    }), TIMEOUT)
 
   it.scoped("the default purge delay is 14 days; a damaged cache is fetched again from the store", () =>
     Effect.gen(function*() {
@@ -172,7 +175,7 @@ describe.concurrent("job archive and purge", () => {
       assert.deepStrictEqual({ ...after, view: null }, { ...before, view: null })
       assert.isString(after.view.time_purged)
       assert.isTrue(NodeFs.readFileSync(cache).equals(stored))
-    }))
+    }), TIMEOUT)
 
   it.scoped("operator requests are checked; the archive is buildomat's TLV-C; the store drops secrets", () =>
     Effect.gen(function*() {
@@ -242,7 +245,7 @@ describe.concurrent("job archive and purge", () => {
       const after = yield* snapshot(c, id)
       assert.deepStrictEqual({ ...after, view: null }, { ...before, view: null })
       assert.strictEqual(after.view.time_purged !== null, true)
-    }))
+    }), TIMEOUT)
 
   it.scoped("chunk cleanup (73 s) and the cleanup of orphaned files (15 s)", () =>
     Effect.gen(function*() {
@@ -278,5 +281,5 @@ describe.concurrent("job archive and purge", () => {
       yield* until("the chunks to be removed", Effect.sync(() => !NodeFs.existsSync(NodePath.join(chunkDir, unknown))))
       assert.deepStrictEqual(NodeFs.readdirSync(chunkDir).sort(), [running.id, "not-a-job"].sort())
       assert.strictEqual(NodeFs.readdirSync(NodePath.join(chunkDir, running.id)).length, 1)
-    }))
+    }), TIMEOUT)
 })

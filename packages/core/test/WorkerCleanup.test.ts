@@ -8,6 +8,9 @@ import { Effect, Exit, Option, Queue, Scope, TestClock } from "effect"
 import { job, startServer, tempDir, userClient } from "./harness.js"
 import { advance, assigned, bootAgent, bootAgentFor, eventually, query } from "./live.js"
 
+/** These tests move the TestClock through many loop passes; each pass takes real time. */
+const TIMEOUT = 180_000
+
 describe.concurrent("worker cleanup loop", () => {
   it.scoped("an agent silent for 10 minutes fails its job; the worker is held and recycled, not destroyed", () =>
     Effect.gen(function*() {
@@ -45,7 +48,7 @@ describe.concurrent("worker cleanup loop", () => {
       assert.isFalse(ping.poweroff)
       yield* advance("2 minutes", "47 seconds")
       assert.deepStrictEqual(destroyed, [])
-    }))
+    }), TIMEOUT)
 
   it.scoped("after a restart, liveness waits until the server has been up for 10 minutes", () =>
     Effect.gen(function*() {
@@ -80,7 +83,7 @@ describe.concurrent("worker cleanup loop", () => {
       const [j] = yield* query<{ complete: number; failed: number }>(dir, "SELECT complete, failed FROM job WHERE id = ?", [id])
       assert.deepStrictEqual(j, { complete: 1, failed: 1 })
       assert.isString(url)
-    }))
+    }), TIMEOUT)
 
   it.scoped("a worker that never bootstraps is recycled and destroyed after 30 minutes, and replaced", () =>
     Effect.gen(function*() {
@@ -99,7 +102,7 @@ describe.concurrent("worker cleanup loop", () => {
       const agent = yield* bootAgent(url, requests)
       assert.notStrictEqual(agent.id, first.worker)
       assert.strictEqual((yield* assigned(agent.c)).id, id)
-    }))
+    }), TIMEOUT)
 
   it.scoped("a bootstrapped worker that gets no job is surplus after 30 minutes", () =>
     Effect.gen(function*() {
@@ -126,5 +129,5 @@ describe.concurrent("worker cleanup loop", () => {
       yield* eventually("the worker to be destroyed", Effect.sync(() => (destroyed.includes(`m-${agent.id}`) ? Option.some(true) : Option.none())))
       const [w] = yield* query<{ recycle: number; deleted: number }>(dir, "SELECT recycle, deleted FROM worker WHERE id = ?", [agent.id])
       assert.deepStrictEqual(w, { recycle: 1, deleted: 1 })
-    }))
+    }), TIMEOUT)
 })

@@ -820,6 +820,8 @@ const make = Effect.gen(function*() {
  *   logged); after purge it is a 500.
  * - `archivedStore(job)`: the archived job store (`GET /0/jobs/{job}/store` of an archived job).
  * - `storeForArchive(job)`: the live store as it would be archived (secrets dropped).
+ * - `retryAt`: automatic-archive candidates that failed, and when (ms on the Clock) the loop tries
+ *   them again.
  *
  * @since 0.1.0
  * @category context
