@@ -12,6 +12,7 @@ import { Client } from "@buildomat/core"
 import { Config, Server } from "@buildomat/core/server"
 import { LocalProvider } from "@buildomat/provider-local"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import type { ServeError } from "@effect/platform/HttpServerError"
 import { Effect, Layer, Stream } from "effect"
 
 /**
@@ -20,7 +21,9 @@ import { Effect, Layer, Stream } from "effect"
  *
  * @since 0.1.0
  */
-export const layer = (options: { readonly dataDir: string; readonly adminToken: string; readonly port: number }) =>
+export const layer = (
+  options: { readonly dataDir: string; readonly adminToken: string; readonly port: number }
+): Layer.Layer<Config.ServerUrl, ServeError> =>
   Server.layer({ dataDir: options.dataDir, adminToken: options.adminToken, port: options.port }).pipe(
     Layer.provide(LocalProvider.layer({ scratchRoot: `${options.dataDir}/workers`, targets: ["default", "linux"], limit: 2 }))
   )

@@ -15,6 +15,20 @@
  * [job]
  * max_size_per_file_mb = 1024    # the largest output, MiB (buildomat's default)
  * max_runtime = 86400            # seconds a job may run once assigned (buildomat `job.max_runtime`)
+ * auto_archive = false           # archive completed jobs (TLV-C, job/2/<job>.tlvc)
+ * auto_purge = false             # purge archived jobs 14 days after archiving
+ * purge_delay_msec = 500         # pause after each purge
+ *
+ * [file]
+ * auto_archive = true            # copy completed jobs' files to [storage] (when configured)
+ *
+ * [storage]                      # S3 (or S3-compatible) archive tier; optional
+ * bucket = "buildomat"
+ * prefix = "prod"                # prepended to every key
+ * region = "us-east-1"
+ * # endpoint = "http://127.0.0.1:9000"   # S3-compatible service; path-style addressing
+ * # access_key_id = "..."        # with secret_access_key; without both, the AWS default chain
+ * # secret_access_key = "..."    #   (environment, AWS_PROFILE, instance role)
  *
  * [providers.local]              # agents as local processes (@buildomat/provider-local)
  * targets = ["default"]
@@ -44,6 +58,7 @@
  */
 import { AwsProvider } from "@buildomat/provider-aws"
 import { Config as GitHubConfig } from "@buildomat/github"
+import { S3ObjectStore } from "@buildomat/core/server"
 import { LocalProvider } from "@buildomat/provider-local"
 import { Effect, Schema } from "effect"
 import * as NodeFs from "node:fs"
@@ -71,10 +86,18 @@ export const ConfigFile = Schema.Struct({
   job: Schema.optionalWith(
     Schema.Struct({
       max_size_per_file_mb: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1024 }),
-      max_runtime: Schema.optional(Schema.Int.pipe(Schema.positive()))
+      max_runtime: Schema.optional(Schema.Int.pipe(Schema.positive())),
+      auto_archive: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+      auto_purge: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+      purge_delay_msec: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 500 })
     }).annotations(strict),
-    { default: () => ({ max_size_per_file_mb: 1024 }) }
+    { default: () => ({ max_size_per_file_mb: 1024, auto_archive: false, auto_purge: false, purge_delay_msec: 500 }) }
   ),
+  file: Schema.optionalWith(
+    Schema.Struct({ auto_archive: Schema.optionalWith(Schema.Boolean, { default: () => true }) }).annotations(strict),
+    { default: () => ({ auto_archive: true }) }
+  ),
+  storage: Schema.optional(S3ObjectStore.S3ConfigSchema),
   providers: Schema.optionalWith(
     Schema.Struct({
       local: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
@@ -101,6 +124,11 @@ export interface ResolvedConfig {
   readonly hold: boolean
   readonly maxBytesPerFile: number
   readonly maxRuntime: number | undefined
+  readonly jobAutoArchive: boolean
+  readonly jobAutoPurge: boolean
+  readonly purgeDelayMs: number
+  readonly fileAutoArchive: boolean
+  readonly storage: S3ObjectStore.S3Config | undefined
   readonly local: LocalProvider.LocalProviderConfig | undefined
   readonly aws: AwsProvider.AwsProviderConfig | undefined
   /**
@@ -207,6 +235,11 @@ export const load = (file: string | undefined) =>
       hold: cfg.admin.hold ?? false,
       maxBytesPerFile: cfg.job.max_size_per_file_mb * 1024 * 1024,
       maxRuntime: cfg.job.max_runtime,
+      jobAutoArchive: cfg.job.auto_archive,
+      jobAutoPurge: cfg.job.auto_purge,
+      purgeDelayMs: cfg.job.purge_delay_msec,
+      fileAutoArchive: cfg.file.auto_archive,
+      storage: cfg.storage !== undefined ? S3ObjectStore.fromSchema(cfg.storage) : undefined,
       local,
       aws,
       github,

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { WorkerProvider } from "@buildomat/core"
-import { Config, Server } from "@buildomat/core/server"
+import { Config, S3ObjectStore, Server } from "@buildomat/core/server"
 import { GitHubApp } from "@buildomat/github"
 import { AwsProvider } from "@buildomat/provider-aws"
 import { LocalProvider } from "@buildomat/provider-local"
@@ -39,7 +39,14 @@ export const coreLayer = (
     publicUrl: config.publicUrl,
     maxBytesPerFile: config.maxBytesPerFile,
     maxRuntime: config.maxRuntime,
-    hold: config.hold
+    hold: config.hold,
+    archiveStore: config.storage !== undefined ? S3ObjectStore.layerArchive(config.storage) : undefined,
+    background: {
+      jobAutoArchive: config.jobAutoArchive,
+      jobAutoPurge: config.jobAutoPurge,
+      purgeDelay: config.purgeDelayMs,
+      fileAutoArchive: config.fileAutoArchive
+    }
   }).pipe(Layer.provide(providers))
 }
 

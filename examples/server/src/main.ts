@@ -54,6 +54,11 @@ const program = Effect.gen(function*() {
           if (config.local === undefined && config.aws === undefined) {
             process.stdout.write(`  no worker provider configured: jobs will queue\n`)
           }
+          process.stdout.write(
+            config.storage !== undefined
+              ? `  archive tier:   s3://${config.storage.bucket}/${config.storage.prefix ?? ""}\n`
+              : `  archive tier:   none (files and job archives stay in the data directory)\n`
+          )
         })
       })
     ).pipe(Layer.provideMerge(ServerLayer.layer(config)))
