@@ -12,8 +12,8 @@ import { Client } from "@buildomat/core"
 import type { WorkerProvider } from "@buildomat/core"
 import { Config, Server } from "@buildomat/core/server"
 import { LocalProvider } from "@buildomat/provider-local"
-import type { ServeError } from "@effect/platform/HttpServerError"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import type { ServeError } from "@effect/platform/HttpServerError"
 import { Effect, Layer, Stream } from "effect"
 
 /**

@@ -15,6 +15,20 @@
  * [job]
  * max_size_per_file_mb = 1024    # the largest output, MiB (buildomat's default)
  * max_runtime = 86400            # seconds a job may run once assigned (buildomat `job.max_runtime`)
+ * auto_archive = false           # archive completed jobs (TLV-C, job/2/<job>.tlvc)
+ * auto_purge = false             # purge archived jobs 14 days after archiving
+ * purge_delay_msec = 500         # pause after each purge
+ *
+ * [file]
+ * auto_archive = true            # copy completed jobs' files to [storage] (when configured)
+ *
+ * [storage]                      # S3 (or S3-compatible) archive tier; optional
+ * bucket = "buildomat"
+ * prefix = "prod"                # prepended to every key
+ * region = "us-east-1"
+ * # endpoint = "http://127.0.0.1:9000"   # S3-compatible service; path-style addressing
+ * # access_key_id = "..."        # with secret_access_key; without both, the AWS default chain
+ * # secret_access_key = "..."    #   (environment, AWS_PROFILE, instance role)
  *
  * [providers.local]              # agents as local processes (@buildomat/provider-local)
  * targets = ["default"]          # or a table per target, [providers.local.targets.<name>]:
@@ -28,6 +42,15 @@
  * [providers.aws.targets.linux]
  * ami = "ami-0123456789abcdef0"
  * instance_type = "m7i.large"
+ *
+ * [github]                       # optional: the GitHub App (@buildomat/github)
+ * app_id = 123456
+ * private_key_path = "privkey.pem"
+ * webhook_secret = "..."
+ * listen = "127.0.0.1:4021"
+ * allow_owners = ["my-org"]
+ * # the rest: see `Config.ConfigTable` of @buildomat/github; by default it uses this server
+ * # (core.url) with its admin token, and keeps its database in <data_dir>/github
  * ```
  *
  * [factory]                      # the reconcile loop; url/token for a separate factory process
@@ -48,6 +71,8 @@
  * @since 0.1.0
  */
 import { AwsProvider } from "@buildomat/provider-aws"
+import { Config as GitHubConfig } from "@buildomat/github"
+import { S3ObjectStore } from "@buildomat/core/server"
 import { LocalProvider } from "@buildomat/provider-local"
 import { Effect, Schema } from "effect"
 import * as NodeFs from "node:fs"
@@ -75,10 +100,18 @@ export const ConfigFile = Schema.Struct({
   job: Schema.optionalWith(
     Schema.Struct({
       max_size_per_file_mb: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1024 }),
-      max_runtime: Schema.optional(Schema.Int.pipe(Schema.positive()))
+      max_runtime: Schema.optional(Schema.Int.pipe(Schema.positive())),
+      auto_archive: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+      auto_purge: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+      purge_delay_msec: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 500 })
     }).annotations(strict),
-    { default: () => ({ max_size_per_file_mb: 1024 }) }
+    { default: () => ({ max_size_per_file_mb: 1024, auto_archive: false, auto_purge: false, purge_delay_msec: 500 }) }
   ),
+  file: Schema.optionalWith(
+    Schema.Struct({ auto_archive: Schema.optionalWith(Schema.Boolean, { default: () => true }) }).annotations(strict),
+    { default: () => ({ auto_archive: true }) }
+  ),
+  storage: Schema.optional(S3ObjectStore.S3ConfigSchema),
   providers: Schema.optionalWith(
     Schema.Struct({
       local: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
@@ -96,7 +129,8 @@ export const ConfigFile = Schema.Struct({
       boot_timeout_s: Schema.optional(Schema.Number.pipe(Schema.positive()))
     }).annotations(strict),
     { default: () => ({}) }
-  )
+  ),
+  github: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
 }).annotations({ identifier: "ConfigFile", ...strict })
 
 /**
@@ -123,10 +157,21 @@ export interface ResolvedConfig {
   readonly hold: boolean
   readonly maxBytesPerFile: number
   readonly maxRuntime: number | undefined
+  readonly jobAutoArchive: boolean
+  readonly jobAutoPurge: boolean
+  readonly purgeDelayMs: number
+  readonly fileAutoArchive: boolean
+  readonly storage: S3ObjectStore.S3Config | undefined
   readonly local: LocalProvider.LocalProviderConfig | undefined
   readonly aws: AwsProvider.AwsProviderConfig | undefined
   readonly remote: ReadonlyArray<ProviderKind>
   readonly bootTimeoutMs: number | undefined
+  /**
+   * The GitHub App, if the file has a `[github]` table. When the table names no `core.url`,
+   * `githubUsesThisServer` is true and the App is pointed at this server once it listens.
+   */
+  readonly github: GitHubConfig.GitHubAppConfig | undefined
+  readonly githubUsesThisServer: boolean
 }
 
 /**
@@ -227,7 +272,7 @@ const providersOf = (read: Effect.Effect.Success<ReturnType<typeof readFile>>) =
 export const load = (file: string | undefined) =>
   Effect.gen(function*() {
     const r = yield* readFile(file)
-    const { cfg, dataDir, listen } = r
+    const { base, cfg, dataDir, listen } = r
     NodeFs.mkdirSync(dataDir, { recursive: true })
     let adminToken = cfg.admin.token
     let adminTokenFile: string | undefined
@@ -240,6 +285,18 @@ export const load = (file: string | undefined) =>
       adminToken = NodeFs.readFileSync(adminTokenFile, "utf8").trim()
     }
     const { aws, local } = yield* providersOf(r)
+    let github: GitHubConfig.GitHubAppConfig | undefined
+    let githubUsesThisServer = false
+    if (cfg.github !== undefined) {
+      const core = cfg.github["core"] as { url?: unknown } | undefined
+      githubUsesThisServer = core?.url === undefined
+      const host = listen.host === "0.0.0.0" || listen.host === "::" ? "127.0.0.1" : listen.host
+      github = yield* GitHubConfig.fromTable(cfg.github, base, {
+        dataDir,
+        coreUrl: cfg.server.public_url ?? `http://${host.includes(":") ? `[${host}]` : host}:${listen.port}`,
+        coreToken: adminToken
+      }).pipe(Effect.mapError((e) => new ConfigError({ message: `${file ?? "configuration"}: ${e.message}` })))
+    }
     return {
       host: listen.host,
       port: listen.port,
@@ -250,10 +307,17 @@ export const load = (file: string | undefined) =>
       hold: cfg.admin.hold ?? false,
       maxBytesPerFile: cfg.job.max_size_per_file_mb * 1024 * 1024,
       maxRuntime: cfg.job.max_runtime,
+      jobAutoArchive: cfg.job.auto_archive,
+      jobAutoPurge: cfg.job.auto_purge,
+      purgeDelayMs: cfg.job.purge_delay_msec,
+      fileAutoArchive: cfg.file.auto_archive,
+      storage: cfg.storage !== undefined ? S3ObjectStore.fromSchema(cfg.storage) : undefined,
       local,
       aws,
       remote: cfg.factory.providers ?? [],
-      bootTimeoutMs: cfg.factory.boot_timeout_s !== undefined ? Math.round(cfg.factory.boot_timeout_s * 1000) : undefined
+      bootTimeoutMs: cfg.factory.boot_timeout_s !== undefined ? Math.round(cfg.factory.boot_timeout_s * 1000) : undefined,
+      github,
+      githubUsesThisServer
     } satisfies ResolvedConfig
   })
 

@@ -6,6 +6,7 @@
  */
 import { Config } from "@buildomat/core/server"
 import { LocalProvider } from "@buildomat/provider-local"
+import { GitHubApp } from "@buildomat/github"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as NodeFs from "node:fs"
@@ -29,7 +30,7 @@ const program = Effect.gen(function*() {
     Layer.effectDiscard(
       Effect.gen(function*() {
         const url = yield* Config.ServerUrl
-        yield* Effect.sync(() => {
+        yield* Effect.gen(function*() {
           process.stdout.write(`buildomat server listening on ${url}\n`)
           process.stdout.write(`  data directory: ${config.dataDir}\n`)
           process.stdout.write(
@@ -37,6 +38,10 @@ const program = Effect.gen(function*() {
               ? `  admin token:    ${config.adminTokenFile}\n`
               : `  admin token:    from ${file} ([admin] token)\n`
           )
+          const app = yield* Effect.serviceOption(GitHubApp.AppUrl)
+          if (config.github !== undefined && app._tag === "Some") {
+            process.stdout.write(`  GitHub App:     ${app.value} (webhook ${config.github.baseUrl ?? app.value}/webhook)\n`)
+          }
           const remote = (kind: "local" | "aws") =>
             config.remote.includes(kind) ? " (run by a separate factory process: dist/factory.js)" : ""
           if (config.local !== undefined) {
@@ -56,6 +61,11 @@ const program = Effect.gen(function*() {
           if (config.local === undefined && config.aws === undefined) {
             process.stdout.write(`  no worker provider configured: jobs will queue\n`)
           }
+          process.stdout.write(
+            config.storage !== undefined
+              ? `  archive tier:   s3://${config.storage.bucket}/${config.storage.prefix ?? ""}\n`
+              : `  archive tier:   none (files and job archives stay in the data directory)\n`
+          )
         })
       })
     ).pipe(Layer.provideMerge(ServerLayer.layer(config)))

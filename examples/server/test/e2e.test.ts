@@ -3,7 +3,7 @@
  * starting real agent processes (the built bundle), real bash tasks.
  */
 import type { Client } from "@buildomat/core"
-import { Testing } from "@buildomat/core/server"
+import { type Server, Testing } from "@buildomat/core/server"
 import { LocalProvider } from "@buildomat/provider-local"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
@@ -13,9 +13,9 @@ import * as NodePath from "node:path"
 
 const ADMIN = "e2e-admin-token-0123456789"
 
-const start = (dir: string) =>
+const start = (dir: string, options: Partial<Server.ServerOptions> = {}) =>
   Testing.serve(
-    { dataDir: NodePath.join(dir, "data"), adminToken: ADMIN },
+    { ...options, dataDir: NodePath.join(dir, "data"), adminToken: ADMIN },
     LocalProvider.layer({ scratchRoot: NodePath.join(dir, "workers"), limit: 4, killGraceMs: 500 })
   )
 
@@ -173,5 +173,48 @@ describe("end to end with real agents", () => {
       const seqs = resumed.flatMap((m) => (m._tag === "event" ? [m.event.seq] : []))
       assert.deepStrictEqual(seqs, first.events.filter((e) => e.seq >= from).map((e) => e.seq))
       assert.strictEqual(resumed[resumed.length - 1]!._tag, "complete")
+    }))
+
+  it.scopedLive("a job a real agent ran is archived and purged; reads from the archive answer the same", () =>
+    Effect.gen(function*() {
+      const dir = yield* Testing.tempDirectory()
+      const url = yield* start(dir, { background: { jobAutoArchive: true, jobAutoPurge: true, purgeAfter: "1 second", purgeDelay: 0 } })
+      const { c } = yield* Testing.userClient(url, ADMIN, "erin")
+      const { id } = yield* c.api.jobs.submit({
+        payload: {
+          name: "archive me",
+          target: "default",
+          output_rules: ["/out/*"],
+          tags: { kind: "e2e" },
+          tasks: [task("make", "mkdir -p out\nseq 1 300\nhead -c 100000 /dev/urandom > out/random.bin\necho done >&2")]
+        }
+      })
+      const done = yield* finish(c, id)
+      assert.strictEqual(done.state, "completed")
+      const events = yield* c.allEvents(id)
+      const outputs = yield* c.api.jobs.outputs({ path: { job: id as any } })
+      const digests = yield* c.api.jobs.outputDigests({ path: { job: id as any } })
+      const bytes = Buffer.concat(Chunk.toArray(yield* c.download(id, outputs[0]!.id).pipe(Effect.flatMap((r) => Stream.runCollect(r.stream)))))
+
+      let job = yield* c.api.jobs.get({ path: { job: id as any } })
+      for (let i = 0; i < 200 && (job.time_purged ?? null) === null; i++) {
+        yield* Effect.sleep("50 millis")
+        job = yield* c.api.jobs.get({ path: { job: id as any } })
+      }
+      assert.isString(job.time_archived)
+      assert.isString(job.time_purged)
+      assert.deepStrictEqual({ ...job, time_archived: null, time_purged: null }, { ...done, time_archived: null, time_purged: null })
+      assert.deepStrictEqual(yield* c.allEvents(id), events)
+      assert.deepStrictEqual(yield* c.api.jobs.outputs({ path: { job: id as any } }), outputs)
+      assert.deepStrictEqual(yield* c.api.jobs.outputDigests({ path: { job: id as any } }), digests)
+      const again = Buffer.concat(Chunk.toArray(yield* c.download(id, outputs[0]!.id).pipe(Effect.flatMap((r) => Stream.runCollect(r.stream)))))
+      assert.isTrue(again.equals(bytes))
+      assert.strictEqual(Crypto.createHash("sha256").update(again).digest("hex"), digests[0]!.sha256)
+      const watched = yield* c.watch(id, { minseq: 290 }).pipe(Stream.runCollect, Effect.map(Chunk.toArray))
+      assert.deepStrictEqual(
+        watched.flatMap((m) => (m._tag === "event" ? [m.event.seq] : [])),
+        events.filter((e) => e.seq >= 290).map((e) => e.seq)
+      )
+      assert.isTrue(NodeFs.existsSync(NodePath.join(dir, "data", "objects", "job", "2", `${id}.tlvc`)))
     }))
 })

@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Clock, Effect, Schema } from "effect"
 
 /**
  * An RFC 3339 timestamp with `Z`, as buildomat writes them (`2026-11-21T09:31:19.123Z`).
@@ -47,3 +47,13 @@ export const StringMap = Schema.Record({ key: Schema.String, value: Schema.Strin
  * @category constructors
  */
 export const now = (): string => new Date().toISOString()
+
+/**
+ * The current time on Effect's `Clock`, as buildomat writes it. Server code that compares
+ * timestamps with the clock (the worker cleanup loop's timeouts, for example) writes them with
+ * this, so that tests can drive time with `TestClock`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const currentTime: Effect.Effect<string> = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())

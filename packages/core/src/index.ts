@@ -24,6 +24,7 @@ export * as Ids from "./Ids.js"
 export * as Jobs from "./Jobs.js"
 /** @since 0.1.0 */
 export * as JobModel from "./JobModel.js"
+export * as Names from "./Names.js"
 /** @since 0.1.0 */
 export * as OutputRules from "./OutputRules.js"
 /** @since 0.1.0 */

@@ -5,17 +5,19 @@
  */
 import { WorkerProvider } from "@buildomat/core"
 import type { Client } from "@buildomat/core"
-import { Testing } from "@buildomat/core/server"
-import type { Server } from "@buildomat/core/server"
-import { Effect, Layer, Queue, Schedule } from "effect"
+import { ArchiveQueue, Config, type Server, Testing } from "@buildomat/core/server"
+import { Context, Effect, Layer, Queue, Schedule } from "effect"
 import * as Crypto from "node:crypto"
 
 export const ADMIN = "test-admin-token-0123456789"
 
 export const tempDir = (prefix = "bmat-test-") => Testing.tempDirectory(prefix)
 
+const machines = new Map<string, Map<string, string>>()
+
 export interface Started {
   readonly url: string
+  readonly queue: ArchiveQueue.ArchiveQueueShape
   readonly requests: Queue.Queue<WorkerProvider.CreateWorkerRequest>
   readonly destroyed: Array<string>
 }
@@ -32,7 +34,10 @@ export const startServer = (
   Effect.gen(function*() {
     const requests = yield* Queue.unbounded<WorkerProvider.CreateWorkerRequest>()
     const destroyed: Array<string> = []
-    const live = new Map<string, string>()
+    // Machines outlive a server restart (as EC2 instances do), so the provider's view of them is
+    // kept per data directory.
+    const live = machines.get(dataDir) ?? new Map<string, string>()
+    machines.set(dataDir, live)
     const provider: WorkerProvider.WorkerProvider = {
       name: "manual",
       targets: ["default"],
@@ -50,8 +55,13 @@ export const startServer = (
         }),
       list: Effect.sync(() => [...live].map(([instanceId, worker]) => ({ instanceId, worker })))
     }
-    const url = yield* Testing.serve({ ...options, dataDir, adminToken: ADMIN }, Layer.succeed(WorkerProvider.WorkerProviders, [provider]))
-    return { url, requests, destroyed } satisfies Started
+    const ctx = yield* Testing.serveContext(
+      { ...options, dataDir, adminToken: ADMIN },
+      Layer.succeed(WorkerProvider.WorkerProviders, [provider])
+    )
+    const url = Context.get(ctx, Config.ServerUrl)
+    const queue = Context.get(ctx, ArchiveQueue.ArchiveQueue)
+    return { url, queue, requests, destroyed } satisfies Started
   })
 
 /** A client for `url` with `token`. */

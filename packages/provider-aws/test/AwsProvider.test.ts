@@ -175,7 +175,8 @@ describe("AwsProvider with a fake EC2", () => {
       assert.strictEqual(describe.params["Filter.2.Name"], "vpc-id")
       assert.strictEqual(describe.params["Filter.2.Value.1"], "vpc-0f")
 
-      yield* eventually("the instances to be visible", () => (fake.instances.get(a.instanceId)!.hidden ? undefined : true))
+      yield* eventually("the instances to be visible", () =>
+        fake.instances.get(a.instanceId)!.hidden || fake.instances.get(b.instanceId)!.hidden ? undefined : true)
       const before = fake.calls("DescribeInstances").length
       const listed = yield* provider.list
       assert.deepStrictEqual(

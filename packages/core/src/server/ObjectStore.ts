@@ -179,8 +179,26 @@ export const makeFileSystem = (root: string): ObjectStore => {
       catch: fail("head", key)
     })
 
+  // Removing the last object of a directory removes the directory too (best effort), so that
+  // cleaning a job's files leaves nothing behind.
   const del = (key: string) =>
-    Effect.tryPromise({ try: () => NodeFs.promises.rm(pathOf(key), { force: true }), catch: fail("delete", key) })
+    Effect.tryPromise({
+      try: async () => {
+        const p = NodePath.resolve(pathOf(key))
+        const top = NodePath.resolve(root)
+        await NodeFs.promises.rm(p, { force: true })
+        let dir = NodePath.dirname(p)
+        while (dir.startsWith(top + NodePath.sep)) {
+          try {
+            await NodeFs.promises.rmdir(dir)
+          } catch {
+            break
+          }
+          dir = NodePath.dirname(dir)
+        }
+      },
+      catch: fail("delete", key)
+    })
 
   const list = (prefix: string) =>
     Effect.tryPromise({
@@ -219,3 +237,76 @@ export const makeFileSystem = (root: string): ObjectStore => {
 export const layerFileSystem = (root: string): Layer.Layer<ObjectStore> =>
   Layer.sync(ObjectStore, () => makeFileSystem(root))
 
+
+/**
+ * The archive tier: a second object store (typically S3, see `S3ObjectStore`) that the file
+ * archiving loop copies committed files of completed jobs to, and that job archives
+ * (`job/2/<job>.tlvc`) are written to (buildomat §1.9, §5.3, §5.4). Optional: without it the
+ * primary store is the only store, files stay where they were committed and job archives are
+ * written there.
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export class ArchiveStore extends Context.Tag("@buildomat/core/server/ObjectStore/ArchiveStore")<
+  ArchiveStore,
+  ObjectStore
+>() {}
+
+/**
+ * Both tiers, for the code that moves objects between them: `primary` (where uploads are
+ * committed) and `archive` (`None` when no archive tier is configured).
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export class StorageTiers extends Context.Tag("@buildomat/core/server/ObjectStore/StorageTiers")<
+  StorageTiers,
+  { readonly primary: ObjectStore; readonly archive: Option.Option<ObjectStore> }
+>() {}
+
+/**
+ * One store over two tiers, as buildomat reads files: "the local file if present, else S3"
+ * (§1.9).
+ *
+ * - `put`, `delete`, `list`: the primary tier only (the archive tier is written and cleaned only by
+ *   the archive loops).
+ * - `get`, `head`: the primary tier if it has the object, else the archive tier.
+ * - `presign`: the archive tier's, else the primary's, if either can sign.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const tiered = (primary: ObjectStore, archive: Option.Option<ObjectStore>): ObjectStore => {
+  if (Option.isNone(archive)) return primary
+  const second = archive.value
+  const presign = second.presign ?? primary.presign
+  return {
+    put: primary.put,
+    get: (key, range) =>
+      Stream.unwrap(
+        Effect.map(primary.head(key), (h) => (Option.isSome(h) ? primary.get(key, range) : second.get(key, range)))
+      ),
+    head: (key) =>
+      Effect.flatMap(primary.head(key), (h) => (Option.isSome(h) ? Effect.succeed(h) : second.head(key))),
+    delete: primary.delete,
+    list: primary.list,
+    ...(presign !== undefined ? { presign } : {})
+  }
+}
+
+/**
+ * Provides `StorageTiers` from the `ObjectStore` in context (the primary tier) and the
+ * `ArchiveStore`, if any, and replaces `ObjectStore` with `tiered(primary, archive)` so that
+ * every reader falls back to the archive tier.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerTiers: Layer.Layer<StorageTiers | ObjectStore, never, ObjectStore> = Layer.effectContext(
+  Effect.gen(function*() {
+    const primary = yield* ObjectStore
+    const archive = yield* Effect.serviceOption(ArchiveStore)
+    return Context.make(StorageTiers, { primary, archive }).pipe(Context.add(ObjectStore, tiered(primary, archive)))
+  })
+)

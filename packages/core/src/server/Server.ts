@@ -22,8 +22,10 @@ import * as NodePath from "node:path"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import { BuildomatApi } from "../Api.js"
 import type { WorkerProviders } from "../WorkerProvider.js"
+import * as ArchiveQueue from "./ArchiveQueue.js"
+import * as Background from "./Background.js"
+import * as ChunkCleanup from "./ChunkCleanup.js"
 import { DEFAULT_MAX_BYTES_PER_FILE, ServerConfig, ServerUrl } from "./Config.js"
-import * as AdminQueue from "./AdminQueue.js"
 import * as Control from "./Control.js"
 import * as Database from "./Database.js"
 import * as EventHub from "./EventHub.js"
@@ -48,15 +50,19 @@ import * as Inputs from "./Inputs.js"
 import * as JobValues from "./JobValues.js"
 import * as Publishing from "./Publishing.js"
 import { agentFileLayer } from "./http/AgentFile.js"
+import * as FileArchive from "./FileArchive.js"
+import * as JobArchive from "./JobArchive.js"
 import * as JobStore from "./JobStore.js"
 import * as ObjectStore from "./ObjectStore.js"
 import * as Provisioner from "./Provisioner.js"
+import * as Purge from "./Purge.js"
 import * as Scheduler from "./Scheduler.js"
 import * as Signals from "./Signals.js"
 import * as TargetStore from "./TargetStore.js"
 import * as Uploads from "./Uploads.js"
 import * as UserStore from "./UserStore.js"
 import * as WorkerAdmin from "./WorkerAdmin.js"
+import * as WorkerCleanup from "./WorkerCleanup.js"
 import * as WorkerStore from "./WorkerStore.js"
 
 /**
@@ -70,7 +76,6 @@ import * as WorkerStore from "./WorkerStore.js"
  * - `maxBytesPerFile`: the largest output, in bytes (default 1 GiB).
  * - `maxRuntime`: how long a job may run once assigned, in seconds (buildomat
  *   `job.max_runtime`; default 24 hours).
- * - `objectStore`: another object store layer (for example S3).
  * - `hold`: start with new worker creation on hold (buildomat `admin.hold`; default false).
  * - `bootTimeoutMs`: how long an in-process provider's worker may take to bootstrap, in
  *   milliseconds from its creation, when the provider sets no `bootTimeoutMs`; default 30
@@ -79,6 +84,14 @@ import * as WorkerStore from "./WorkerStore.js"
  *   providers (for providers run by separate factory processes).
  * - `agentBundle`: the agent bundle served at `GET /file/agent` and `/file/agent.gz`; default
  *   `@buildomat/agent/bundle` resolved next to core.
+ * - `objectStore`: another object store layer for the primary tier, where uploads are committed
+ *   (for example `S3ObjectStore.layer`).
+ * - `archiveStore`: an archive tier (for example `S3ObjectStore.layerArchive`, buildomat's
+ *   arrangement): files of completed jobs are copied there and job archives written there; reads
+ *   fall back to it. Without one, the primary store is the only one.
+ * - `background`: what the background loops do on their own (`Background.BackgroundOptions`:
+ *   `jobAutoArchive`, `jobAutoPurge`, `purgeAfter`, `purgeDelay`, `fileAutoArchive`), by default
+ *   buildomat's.
  *
  * @since 0.1.0
  * @category models
@@ -96,6 +109,8 @@ export interface ServerOptions {
   readonly agentBundle?: string | undefined
   readonly bootTimeoutMs?: number | undefined
   readonly targets?: ReadonlyArray<string> | undefined
+  readonly archiveStore?: Layer.Layer<ObjectStore.ArchiveStore> | undefined
+  readonly background?: Partial<Background.BackgroundOptions> | undefined
 }
 
 /**
@@ -112,13 +127,15 @@ export const ApiLive = HttpApiBuilder.api(BuildomatApi).pipe(
 )
 
 /**
- * The whole server as a layer. It provides `ServerUrl` (where it is listening) and requires
- * `WorkerProviders`.
+ * The whole server as a layer. It provides `ServerUrl` (where it is listening) and `ArchiveQueue`
+ * (to ask for jobs to be archived or purged from code), and requires `WorkerProviders`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError, WorkerProviders> => {
+export const layer = (
+  options: ServerOptions
+): Layer.Layer<ServerUrl | ArchiveQueue.ArchiveQueue, ServeError, WorkerProviders> => {
   const dataDir = NodePath.resolve(options.dataDir)
   const config = Layer.sync(ServerConfig, () => {
     NodeFs.mkdirSync(dataDir, { recursive: true })
@@ -150,14 +167,19 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
     return Database.layer(NodePath.join(dataDir, "data.sqlite3"))
   })
   const objects = options.objectStore ?? ObjectStore.layerFileSystem(NodePath.join(dataDir, "objects"))
+  const storage = ObjectStore.layerTiers.pipe(
+    Layer.provide(options.archiveStore !== undefined ? Layer.merge(objects, options.archiveStore) : objects)
+  )
   const jobModel = Layer.mergeAll(Inputs.layer, JobValues.layer, Publishing.layer)
-  const stores = Layer.merge(jobModel, FactoryStore.layer).pipe(
+  const stores = Layer.mergeAll(jobModel, FactoryStore.layer, JobArchive.layer).pipe(
     Layer.provideMerge(
-      Layer.mergeAll(UserStore.layer, WorkerStore.layer, Uploads.layer, TargetStore.layer, WorkerAdmin.layer, AdminQueue.layer)
+      Layer.mergeAll(UserStore.layer, WorkerStore.layer, Uploads.layer, TargetStore.layer, WorkerAdmin.layer)
     ),
     Layer.provideMerge(JobStore.layer),
     Layer.provideMerge(Control.layer),
-    Layer.provideMerge(Layer.mergeAll(EventHub.layer, Signals.layer, objects)),
+    Layer.provideMerge(
+      Layer.mergeAll(EventHub.layer, Signals.layer, storage, ArchiveQueue.layer, Background.layerConfig(options.background))
+    ),
     Layer.provideMerge(Layer.merge(db, config))
   )
   const serve = HttpApiBuilder.serve().pipe(
@@ -166,8 +188,17 @@ export const layer = (options: ServerOptions): Layer.Layer<ServerUrl, ServeError
     Layer.provide(agentFileLayer({ bundle: options.agentBundle })),
     Layer.provide(ApiLive)
   )
-  const loops = Layer.mergeAll(Scheduler.layer, Provisioner.layer)
-  return Layer.mergeAll(serve, loops).pipe(
+  const loops = Layer.mergeAll(
+    Scheduler.layer,
+    Provisioner.layer,
+    WorkerCleanup.layer,
+    FileArchive.layer,
+    JobArchive.loopLayer,
+    Purge.layer,
+    ChunkCleanup.layer
+  )
+  const exposed = Layer.effect(ArchiveQueue.ArchiveQueue, ArchiveQueue.ArchiveQueue)
+  return Layer.mergeAll(serve, loops, exposed).pipe(
     Layer.provideMerge(url),
     Layer.provide(stores),
     Layer.provideMerge(http)

@@ -29,6 +29,26 @@ export const tempDirectory = (prefix = "buildomat-test-") =>
 
 /**
  * Starts a server on `127.0.0.1` and a free port for the rest of the scope, with the given
+ * providers layer; returns what the server layer provides (`ServerUrl`, `ArchiveQueue`).
+ * Closing the scope stops the server.
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const serveContext = <E>(
+  options: Omit<Server.ServerOptions, "host" | "port">,
+  providers: Layer.Layer<WorkerProviders, E>
+) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.Scope
+    return yield* Layer.buildWithScope(
+      Server.layer({ ...options, host: "127.0.0.1", port: 0 }).pipe(Layer.provide(providers)),
+      scope
+    )
+  })
+
+/**
+ * Starts a server on `127.0.0.1` and a free port for the rest of the scope, with the given
  * providers layer; returns its URL. Closing the scope stops the server (and, through their own
  * scopes, the providers' workers).
  *
@@ -38,15 +58,7 @@ export const tempDirectory = (prefix = "buildomat-test-") =>
 export const serve = <E>(
   options: Omit<Server.ServerOptions, "host" | "port">,
   providers: Layer.Layer<WorkerProviders, E>
-) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.Scope
-    const ctx = yield* Layer.buildWithScope(
-      Server.layer({ ...options, host: "127.0.0.1", port: 0 }).pipe(Layer.provide(providers)),
-      scope
-    )
-    return Context.get(ctx, ServerUrl)
-  })
+) => Effect.map(serveContext(options, providers), (ctx) => Context.get(ctx, ServerUrl))
 
 /**
  * An HTTP client layer on undici's global dispatcher, which outlives any one scope, so clients

@@ -9,7 +9,7 @@
 import { SqlClient } from "@effect/sql"
 import { Context, Effect, Layer, Option } from "effect"
 import * as Ids from "../Ids.js"
-import { now } from "../Schemas.js"
+import { currentTime, now } from "../Schemas.js"
 import type { WorkerPingResult } from "../Workers.js"
 import { EventHub } from "./EventHub.js"
 import * as Tokens from "./internal/tokens.js"
@@ -60,7 +60,7 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const id = Ids.make()
       const bootstrap = Tokens.generate(64)
-      const t = now()
+      const t = yield* currentTime
       yield* sql`INSERT INTO worker ${
         sql.insert({
           id,
@@ -90,13 +90,14 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const bh = Tokens.hash(secret)
       const th = Tokens.hash(token)
+      const t = yield* currentTime
       const res = yield* sql.withTransaction(
         Effect.gen(function*() {
           const [w] = yield* sql<WorkerRow>`SELECT * FROM worker WHERE bootstrap_hash = ${bh}`
           if (w === undefined || w.deleted || w.factory_private === null) return Option.none<string>()
           if (!Tokens.hashesEqual(w.bootstrap_hash, bh)) return Option.none<string>()
           if (w.token_hash === null) {
-            yield* sql`UPDATE worker SET token_hash = ${th}, lastping = ${now()} WHERE id = ${w.id}`
+            yield* sql`UPDATE worker SET token_hash = ${th}, lastping = ${t} WHERE id = ${w.id}`
             return Option.some(w.id)
           }
           return Tokens.hashesEqual(w.token_hash, th) ? Option.some(w.id) : Option.none<string>()
@@ -129,7 +130,7 @@ const make = Effect.gen(function*() {
    */
   const ping = (id: string) =>
     Effect.gen(function*() {
-      yield* sql`UPDATE worker SET lastping = ${now()} WHERE id = ${id}`.pipe(Effect.orDie)
+      yield* sql`UPDATE worker SET lastping = ${yield* currentTime} WHERE id = ${id}`.pipe(Effect.orDie)
       const w = yield* get(id)
       if (Option.isNone(w)) return { poweroff: true } satisfies WorkerPingResult
       const poweroff = (w.value.recycle === 1 || w.value.deleted === 1) && w.value.hold_time === null

@@ -4,8 +4,11 @@
  * @since 0.1.0
  */
 
+export * as ArchiveQueue from "./ArchiveQueue.js"
 /** @since 0.1.0 */
-export * as AdminQueue from "./AdminQueue.js"
+export * as Background from "./Background.js"
+/** @since 0.1.0 */
+export * as ChunkCleanup from "./ChunkCleanup.js"
 /** @since 0.1.0 */
 export * as Config from "./Config.js"
 /** @since 0.1.0 */
@@ -20,6 +23,9 @@ export * as FactoryStore from "./FactoryStore.js"
 export * as Http from "./Http.js"
 /** @since 0.1.0 */
 export * as Inputs from "./Inputs.js"
+export * as FileArchive from "./FileArchive.js"
+/** @since 0.1.0 */
+export * as JobArchive from "./JobArchive.js"
 /** @since 0.1.0 */
 export * as JobStore from "./JobStore.js"
 /** @since 0.1.0 */
@@ -30,6 +36,9 @@ export * as ObjectStore from "./ObjectStore.js"
 export * as Provisioner from "./Provisioner.js"
 /** @since 0.1.0 */
 export * as Publishing from "./Publishing.js"
+export * as Purge from "./Purge.js"
+/** @since 0.1.0 */
+export * as S3ObjectStore from "./S3ObjectStore.js"
 /** @since 0.1.0 */
 export * as Scheduler from "./Scheduler.js"
 /** @since 0.1.0 */
@@ -45,6 +54,7 @@ export * as UserStore from "./UserStore.js"
 /** @since 0.1.0 */
 export * as Waiters from "./Waiters.js"
 export * as WorkerAdmin from "./WorkerAdmin.js"
+export * as WorkerCleanup from "./WorkerCleanup.js"
 /** @since 0.1.0 */
 export * as WorkerStore from "./WorkerStore.js"
 /** @since 0.1.0 */

@@ -9,7 +9,7 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { BuildomatApi } from "../../Api.js"
 import { BadRequest } from "../../Errors.js"
-import { AdminQueue } from "../AdminQueue.js"
+import { ArchiveQueue } from "../ArchiveQueue.js"
 import { Control } from "../Control.js"
 import { FactoryStore } from "../FactoryStore.js"
 import { JobStore } from "../JobStore.js"
@@ -27,7 +27,7 @@ import { requireAdmin } from "./Auth.js"
 export const AdminLive = HttpApiBuilder.group(BuildomatApi, "admin", (handlers) =>
   Effect.gen(function*() {
     const jobs = yield* JobStore
-    const queue = yield* AdminQueue
+    const queue = yield* ArchiveQueue
     const control = yield* Control
     const workers = yield* WorkerAdmin
     const views = (rows: ReadonlyArray<Parameters<typeof jobs.view>[0]>) => Effect.forEach(rows, jobs.view)

@@ -6,7 +6,9 @@
 import { FileSystem, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
 import { HttpServerError } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, Option } from "effect"
+import * as NodeHttp from "node:http"
 import { MAX_REQUEST_BODY } from "../../Api.js"
 import * as Ids from "../../Ids.js"
 
@@ -16,11 +18,40 @@ const tooLarge = () =>
     { status: 413 }
   )
 
+/**
+ * Keeps the connection of a request whose body reading was abandoned, so that the error response
+ * (a 413) reaches the client. Effect's Node body readers `destroy()` the `IncomingMessage` when they
+ * give up (`maxBytes exceeded`, or a handler that stops reading a streamed body), which resets the
+ * socket before any response is written: a chunked body over 10 MiB then got no answer at all.
+ * Here, destroying an unfinished request without an error instead drops the readers' listeners and
+ * discards the rest of the body as it arrives, and Node writes the response as usual.
+ */
+const keepConnection = (req: HttpServerRequest.HttpServerRequest) => {
+  let incoming: unknown
+  try {
+    incoming = NodeHttpServerRequest.toIncomingMessage(req)
+  } catch {
+    return
+  }
+  if (!(incoming instanceof NodeHttp.IncomingMessage)) return
+  const msg = incoming
+  const destroy = msg.destroy
+  msg.destroy = function(this: NodeHttp.IncomingMessage, error?: Error) {
+    if (error === undefined && !this.complete && !this.socket?.destroyed) {
+      this.removeAllListeners("data")
+      this.resume()
+      return this
+    }
+    return destroy.call(this, error)
+  }
+}
+
 /** Refuses a declared body over the limit at once, and caps what is read of any other. */
 const limitBody = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (req) => {
     const declared = Number(req.headers["content-length"] ?? "0")
     if (declared > MAX_REQUEST_BODY) return Effect.succeed(tooLarge())
+    if (req.headers["content-length"] === undefined) keepConnection(req)
     return Effect.provideService(app, HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(MAX_REQUEST_BODY)))
   })
 

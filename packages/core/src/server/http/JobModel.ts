@@ -13,6 +13,7 @@ import { BadRequest, Forbidden } from "../../Errors.js"
 import { ServerUrl } from "../Config.js"
 import { Inputs } from "../Inputs.js"
 import { JobStore, type JobRow } from "../JobStore.js"
+import { JobArchive } from "../JobArchive.js"
 import { JobValues } from "../JobValues.js"
 import { ObjectStore } from "../ObjectStore.js"
 import { Publishing } from "../Publishing.js"
@@ -58,9 +59,16 @@ export const JobStoreLive = HttpApiBuilder.group(BuildomatApi, "jobStore", (hand
   Effect.gen(function*() {
     const values = yield* JobValues
     const jobs = yield* JobStore
+    const archives = yield* JobArchive
     const user = (job: string) => forUser(job).pipe(Effect.provideService(JobStore, jobs))
     return handlers
-      .handle("list", ({ path }) => user(path.job).pipe(Effect.flatMap((j) => values.list(j.id))))
+      // An archived job's store is read from its archive (buildomat §5.4), where secret values
+      // were never written.
+      .handle("list", ({ path }) =>
+        user(path.job).pipe(
+          Effect.flatMap((j) => j.time_archived !== null ? archives.archivedStore(j.id) : values.list(j.id)),
+          Effect.catchTag("ArchiveError", (e) => Effect.die(e))
+        ))
       .handle("put", ({ path, payload }) =>
         user(path.job).pipe(Effect.flatMap((j) => values.put(j.id, path.name, payload.value, payload.secret, "user"))))
   }))

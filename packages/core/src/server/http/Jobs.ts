@@ -8,6 +8,7 @@ import { Chunk, Deferred, Effect, Option, Stream } from "effect"
 import { BuildomatApi, CurrentUser } from "../../Api.js"
 import { ServerConfig } from "../Config.js"
 import { EventHub } from "../EventHub.js"
+import { JobArchive } from "../JobArchive.js"
 import { JobStore, stateOf } from "../JobStore.js"
 import { ObjectStore } from "../ObjectStore.js"
 import { fileKey } from "../Uploads.js"
@@ -28,26 +29,28 @@ export const JobsLive = HttpApiBuilder.group(BuildomatApi, "jobs", (handlers) =>
     const hub = yield* EventHub
     const store = yield* ObjectStore
     const config = yield* ServerConfig
+    // Reads of a job go through the archive once it is archived (buildomat §5.4).
+    const reads = yield* JobArchive
     const forUser = (job: string) => Effect.flatMap(CurrentUser, (u) => jobs.forUser(job, u))
 
     return handlers
       .handle("whoami", () => Effect.map(CurrentUser, (u) => ({ id: u.id, name: u.name })))
       .handle("quota", () => Effect.succeed({ max_bytes_per_input: config.maxBytesPerFile }))
       .handle("submit", ({ payload }) => Effect.flatMap(CurrentUser, (u) => jobs.submit(u, payload)))
-      .handle("get", ({ path }) => forUser(path.job).pipe(Effect.flatMap(jobs.view)))
+      .handle("get", ({ path }) => forUser(path.job).pipe(Effect.flatMap(reads.view)))
       .handle("list", ({ urlParams }) => Effect.flatMap(CurrentUser, (u) => jobs.list(u.id, urlParams)))
       .handle("events", ({ path, urlParams }) =>
-        forUser(path.job).pipe(Effect.flatMap((j) => jobs.events(j.id, urlParams.minseq ?? 0))))
+        forUser(path.job).pipe(Effect.flatMap((j) => reads.events(j, urlParams.minseq ?? 0))))
       .handle("outputs", ({ path }) =>
-        forUser(path.job).pipe(Effect.flatMap((j) => jobs.outputs(j.id)), Effect.map((o) => o.outputs)))
+        forUser(path.job).pipe(Effect.flatMap(reads.outputs), Effect.map((o) => o.outputs)))
       .handle("outputDigests", ({ path }) =>
-        forUser(path.job).pipe(Effect.flatMap((j) => jobs.outputs(j.id)), Effect.map((o) => o.digests)))
+        forUser(path.job).pipe(Effect.flatMap(reads.outputs), Effect.map((o) => o.digests)))
       .handle("cancel", ({ path }) => forUser(path.job).pipe(Effect.flatMap(jobs.cancel)))
       .handle("why", ({ path }) => forUser(path.job).pipe(Effect.flatMap((j) => Effect.orDie(why(j)))))
       .handleRaw("download", ({ path, request }) =>
         Effect.gen(function*() {
           const j = yield* forUser(path.job)
-          const f = yield* jobs.outputFile(j.id, path.output)
+          const f = yield* reads.outputFile(j, path.output)
           // GET, and HEAD (unpublished in buildomat) with the same headers and no body.
           return serveFile(store, request, {
             key: fileKey(j.id, f.id),
@@ -87,7 +90,7 @@ export const JobsLive = HttpApiBuilder.group(BuildomatApi, "jobs", (handlers) =>
               out += `event: state\nid: seq-${seq}\ndata: ${state}\n\n`
               lastState = state
             }
-            const rows = yield* jobs.events(j.id, seq + 1, 1000)
+            const rows = yield* reads.events(cur.value, seq + 1, 1000)
             for (const e of rows) {
               out += `event: job\nid: seq-${e.seq}\ndata: ${JSON.stringify(e)}\n\n`
               seq = e.seq
