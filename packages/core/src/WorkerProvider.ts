@@ -28,6 +28,8 @@ export interface CreateWorkerRequest {
 /**
  * A provider's handle on a machine it made: `instanceId` is the provider's own name for it
  * (an EC2 instance id, a local process id), recorded as the worker's `factory_private`.
+ * `metadata` is buildomat's factory metadata for the machine (see `Workers.FactoryMetadata`:
+ * diagnostic scripts, root keys), recorded with it and handed to its agent in each ping.
  *
  * @since 0.1.0
  * @category models
@@ -36,6 +38,7 @@ export interface WorkerInstance {
   readonly instanceId: string
   readonly worker: string
   readonly ip?: string | undefined
+  readonly metadata?: unknown
 }
 
 /**

@@ -44,7 +44,7 @@ const provisionProvider = (p: WorkerProvider) =>
     const live = yield* workers.liveOf(p.name)
     let count = 0
     for (const w of live) {
-      if (w.recycle && w.hold_time === null) {
+      if (w.recycle && w.hold_time === null && !w.diagnostics) {
         if (w.factory_private !== null) {
           const destroyed = yield* p.destroy(w.factory_private).pipe(
             Effect.as(true),
@@ -77,7 +77,7 @@ const provisionProvider = (p: WorkerProvider) =>
           yield* workers.markDeleted(w.id)
           break
         }
-        yield* workers.associate(w.id, made.right.instanceId, made.right.ip)
+        yield* workers.associate(w.id, made.right.instanceId, made.right.ip, made.right.metadata)
         count++
         need--
       }

@@ -25,7 +25,19 @@ import type { WorkerProviders } from "../WorkerProvider.js"
 import { DEFAULT_MAX_BYTES_PER_FILE, ServerConfig, ServerUrl } from "./Config.js"
 import * as Database from "./Database.js"
 import * as EventHub from "./EventHub.js"
-import { AdminAuthLive, BootstrapLive, errorMapping, JobsLive, UserAuthLive, UsersLive, WorkerAuthLive, WorkerLive } from "./Http.js"
+import {
+  AdminAuthLive,
+  BootstrapLive,
+  errorMapping,
+  JobsLive,
+  UserAuthLive,
+  UsersLive,
+  WorkerAuthLive,
+  WorkerDiagnosticsLive,
+  WorkerExtLive,
+  WorkerJobStoreInterimLive,
+  WorkerLive
+} from "./Http.js"
 import * as JobStore from "./JobStore.js"
 import * as ObjectStore from "./ObjectStore.js"
 import * as Provisioner from "./Provisioner.js"
@@ -68,6 +80,7 @@ export interface ServerOptions {
  */
 export const ApiLive = HttpApiBuilder.api(BuildomatApi).pipe(
   Layer.provide([JobsLive, UsersLive, BootstrapLive, WorkerLive]),
+  Layer.provide([WorkerExtLive, WorkerDiagnosticsLive, WorkerJobStoreInterimLive]),
   Layer.provide([UserAuthLive, AdminAuthLive, WorkerAuthLive])
 )
 

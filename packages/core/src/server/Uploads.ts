@@ -6,14 +6,14 @@
  *
  * @since 0.1.0
  */
-import { Context, Deferred, Effect, Layer, Option, Stream } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Option, Queue, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { MAX_REQUEST_BODY } from "../Api.js"
-import { BadRequest, Conflict, PayloadTooLarge } from "../Errors.js"
+import { BadRequest, Conflict, NotFound, PayloadTooLarge } from "../Errors.js"
 import * as Ids from "../Ids.js"
-import type { WorkerAddOutput } from "../Workers.js"
+import type { WorkerAddOutput, WorkerUploadCommit } from "../Workers.js"
 import { ServerConfig } from "./Config.js"
 import { JobStore, type JobRow } from "./JobStore.js"
 import { ObjectStore } from "./ObjectStore.js"
@@ -104,7 +104,12 @@ const make = Effect.gen(function*() {
         yield* store.delete(fileKey(job, file)).pipe(Effect.ignore)
         return `stored ${written.right} bytes, expected ${add.size}`
       }
-      const err = yield* jobs.recordOutput(job, add.path, file, add.size, hash.digest("hex"))
+      const digest = hash.digest("hex")
+      if (add.sha256 !== undefined && add.sha256 !== null && add.sha256.toLowerCase() !== digest) {
+        yield* store.delete(fileKey(job, file)).pipe(Effect.ignore)
+        return `the file's SHA-256 is ${digest}, but the agent read ${add.sha256}`
+      }
+      const err = yield* jobs.recordOutput(job, add.path, file, add.size, digest)
       if (err !== undefined) {
         yield* store.delete(fileKey(job, file)).pipe(Effect.ignore)
         return err
@@ -173,14 +178,182 @@ const make = Effect.gen(function*() {
       return false
     })
 
-  /** Forgets a completed job's commits and removes its leftover chunks. */
-  const forget = (job: string) =>
-    Effect.promise(async () => {
-      for (const k of [...commits.keys()]) if (k.startsWith(`${job}/`)) commits.delete(k)
-      await NodeFs.promises.rm(NodePath.join(chunkRoot, job), { recursive: true, force: true })
+  // -------------------------------------------------------------------------------------------
+  // In-order uploads (`PUT /ext/0/worker/job/{job}/upload/{commit}`, issue 4): the parts of one
+  // file arrive in order and go straight into one `ObjectStore.put`, hashed on the way, so each
+  // byte is written once and read never. A resent part is acknowledged without being stored.
+  // Sessions live in memory: after a restart the agent starts the file again.
+  // -------------------------------------------------------------------------------------------
+
+  interface Session {
+    readonly size: number
+    readonly hash: Crypto.Hash
+    readonly queue: Queue.Queue<Uint8Array | null>
+    readonly put: Fiber.RuntimeFiber<number, unknown>
+    readonly file: string
+    readonly lock: Effect.Semaphore
+    received: number
+    closed: boolean
+  }
+  const sessions = new Map<string, Session>()
+  const creating = yield* Effect.makeSemaphore(1)
+
+  const validPath = (path: string) => path.startsWith("/") && !path.includes("\0") && path.length <= 4096
+
+  /**
+   * Stores one part of upload `commit`: the bytes at `offset` of a file of `size` bytes. A part is
+   * stored only if it starts where the bytes received so far end; any other part (a resend, or
+   * one out of place) is ignored. Either way the answer is the number of bytes received, which is
+   * where the next part must start. The first part (offset 0, possibly empty) opens the upload;
+   * a later part for an upload the server does not know is `NotFound` (start again at 0).
+   */
+  const putPart = (job: JobRow, commit: string, offset: number, size: number, body: Uint8Array) =>
+    Effect.gen(function*() {
+      const key = `${job.id}/${commit.toUpperCase()}`
+      if (commits.has(key)) {
+        return yield* Effect.fail(new Conflict({ message: `upload ${commit} is already committed` }))
+      }
+      if (size > config.maxBytesPerFile) {
+        return yield* Effect.fail(
+          new BadRequest({ message: `output of ${size} bytes exceeds the limit of ${config.maxBytesPerFile} bytes` })
+        )
+      }
+      const session = yield* creating.withPermits(1)(Effect.gen(function*() {
+        const existing = sessions.get(key)
+        if (existing !== undefined) return existing
+        if (offset !== 0) {
+          return yield* Effect.fail(
+            new NotFound({ message: `upload ${commit} is not in progress (the server may have restarted); start it again at offset 0` })
+          )
+        }
+        const current = yield* jobs.row(job.id)
+        if (Option.isNone(current) || current.value.complete) {
+          return yield* Effect.fail(new Conflict({ message: `job ${job.id} is already complete` }))
+        }
+        const queue = yield* Queue.bounded<Uint8Array | null>(2)
+        const file = Ids.make()
+        const put = yield* store.put(fileKey(job.id, file), Stream.fromQueue(queue).pipe(Stream.takeWhile((b) => b !== null)))
+          .pipe(Effect.forkIn(scope))
+        const created: Session = {
+          size,
+          hash: Crypto.createHash("sha256"),
+          queue,
+          put,
+          file,
+          lock: yield* Effect.makeSemaphore(1),
+          received: 0,
+          closed: false
+        }
+        sessions.set(key, created)
+        return created
+      }))
+      if (session.size !== size) {
+        return yield* Effect.fail(
+          new BadRequest({ message: `upload ${commit} is of ${session.size} bytes, not ${size}` })
+        )
+      }
+      return yield* session.lock.withPermits(1)(Effect.gen(function*() {
+        if (session.closed) return yield* Effect.fail(new Conflict({ message: `upload ${commit} is being committed` }))
+        if (offset !== session.received || body.length === 0) return { offset: session.received }
+        if (session.received + body.length > session.size) {
+          return yield* Effect.fail(
+            new BadRequest({ message: `the part at ${offset} ends past the upload's ${session.size} bytes` })
+          )
+        }
+        const offered = yield* Queue.offer(session.queue, body).pipe(
+          Effect.race(Fiber.await(session.put).pipe(Effect.as(false)))
+        )
+        if (!offered) {
+          return yield* Effect.fail(new Conflict({ message: `storing upload ${commit} failed; start it again` }))
+        }
+        session.hash.update(body)
+        session.received += body.length
+        return { offset: session.received }
+      }))
     })
 
-  return { putChunk, addOutput, pending, forget } as const
+  /**
+   * Commits upload `commit` as the output at `path` (`POST .../upload/{commit}/commit`): in the
+   * background, ends the object, checks that exactly `size` bytes were received and stored and
+   * that their SHA-256 is `sha256`, then records the output. Idempotent and polled like
+   * `addOutput`; job completion waits for it.
+   */
+  const commitUpload = (job: JobRow, commit: string, body: WorkerUploadCommit, waitMs = 2000) =>
+    Effect.gen(function*() {
+      if (!validPath(body.path)) {
+        return yield* Effect.fail(new BadRequest({ message: `output path ${JSON.stringify(body.path)} must be an absolute path` }))
+      }
+      if (!/^[0-9a-fA-F]{64}$/.test(body.sha256)) {
+        return yield* Effect.fail(new BadRequest({ message: `sha256 ${JSON.stringify(body.sha256)} is not 64 hex digits` }))
+      }
+      const key = `${job.id}/${commit.toUpperCase()}`
+      const args = JSON.stringify(["upload", body.path, body.size, body.sha256.toLowerCase()])
+      let c = commits.get(key)
+      if (c !== undefined && c.args !== args) {
+        return yield* Effect.fail(new BadRequest({ message: `commit ${commit} was already used with different arguments` }))
+      }
+      if (c === undefined) {
+        const session = sessions.get(key)
+        if (session === undefined) {
+          return yield* Effect.fail(
+            new NotFound({ message: `upload ${commit} is not in progress (the server may have restarted); start it again` })
+          )
+        }
+        const current = yield* jobs.row(job.id)
+        if (Option.isNone(current) || current.value.complete) {
+          return yield* Effect.fail(new Conflict({ message: `job ${job.id} is already complete` }))
+        }
+        const made: Commit = { args, done: yield* Deferred.make<string | null>(), result: Option.none() }
+        commits.set(key, made)
+        c = made
+        const run = Effect.gen(function*() {
+          yield* session.lock.withPermits(1)(Effect.sync(() => (session.closed = true)))
+          yield* Queue.offer(session.queue, null).pipe(Effect.race(Fiber.await(session.put).pipe(Effect.as(false))))
+          const stored = yield* Fiber.join(session.put).pipe(Effect.either)
+          sessions.delete(key)
+          const objectKey = fileKey(job.id, session.file)
+          const drop = store.delete(objectKey).pipe(Effect.ignore)
+          if (stored._tag === "Left") return `storing the file failed: ${String((stored.left as Error)?.message ?? stored.left)}`
+          const digest = session.hash.digest("hex")
+          let error: string | undefined
+          if (session.received !== body.size || stored.right !== body.size) {
+            error = `received ${session.received} bytes and stored ${stored.right}, but the file is ${body.size} bytes`
+          } else if (digest !== body.sha256.toLowerCase()) {
+            error = `the file's SHA-256 is ${digest}, but the agent read ${body.sha256.toLowerCase()}`
+          } else {
+            error = yield* jobs.recordOutput(job.id, body.path, session.file, body.size, digest)
+          }
+          if (error !== undefined) yield* drop
+          return error ?? null
+        }).pipe(Effect.catchAllCause((cause) => Effect.succeed(`commit failed: ${String(cause)}`)))
+        yield* run.pipe(
+          Effect.tap((r) => Effect.sync(() => (made.result = Option.some(r)))),
+          Effect.flatMap((r) => Deferred.succeed(made.done, r)),
+          Effect.forkIn(scope)
+        )
+      }
+      const r = yield* Deferred.await(c.done).pipe(Effect.timeoutOption(waitMs))
+      return Option.match(r, {
+        onNone: () => ({ complete: false, error: null }),
+        onSome: (error) => ({ complete: true, error })
+      })
+    })
+
+  /** Forgets a completed job's commits and uploads, and removes its leftover chunks. */
+  const forget = (job: string) =>
+    Effect.gen(function*() {
+      for (const [k, session] of [...sessions]) {
+        if (!k.startsWith(`${job}/`)) continue
+        sessions.delete(k)
+        yield* Fiber.interrupt(session.put)
+      }
+      yield* Effect.promise(async () => {
+        for (const k of [...commits.keys()]) if (k.startsWith(`${job}/`)) commits.delete(k)
+        await NodeFs.promises.rm(NodePath.join(chunkRoot, job), { recursive: true, force: true })
+      })
+    })
+
+  return { putChunk, addOutput, pending, forget, putPart, commitUpload } as const
 })
 
 /**
