@@ -44,8 +44,7 @@ const inProcess = (url: () => string | undefined = () => undefined) =>
       bootstrap: request.bootstrap,
       stateDir,
       root,
-      pingInterval: "20 millis",
-      busyPingInterval: "100 millis"
+      waitMillis: 5_000
     }).pipe(
       Effect.provide(NodeHttpClient.layerUndici),
       Logger.withMinimumLogLevel(LogLevel.None),
@@ -68,7 +67,7 @@ const shape = (events: ReadonlyArray<{ task?: number | null | undefined; stream:
   events.map((e) => [e.task ?? null, e.stream, e.payload.replace(/duration \d+ ms/, "duration N ms")])
 
 describe("Agent.run against the real server", () => {
-  it.scopedLive("runs the job: tasks until the first failure, every line, outputs in chunks, completion", () =>
+  it.scopedLive("runs the job: tasks until the first failure, every line, outputs in parts, completion", () =>
     Effect.gen(function*() {
       let proxy: Proxy | undefined
       const server = yield* startServer({
@@ -84,7 +83,7 @@ describe("Agent.run against the real server", () => {
       proxy = yield* startProxy(server.url, { appendFaults: [500, "drop", 503] })
       const { c } = yield* Testing.userClient(server.url, ADMIN, "alice")
 
-      const big = 6 * 1024 * 1024 + 5 // two chunks of 5 MiB at most
+      const big = 6 * 1024 * 1024 + 5 // one part
       const { id } = yield* c.api.jobs.submit({
         payload: jobSubmit([
           {
@@ -126,9 +125,9 @@ describe("Agent.run against the real server", () => {
       yield* Effect.promise(() => fs.access(path.join(agent.stateDir, "job.json")))
 
       // Every event once, in order, despite the failed appends.
-      const appends = statuses(proxy, /^\/1\/worker\/job\/[^/]+\/append$/)
+      const appends = statuses(proxy, /^\/ext\/0\/worker\/job\/[^/]+\/append$/)
       assert.deepStrictEqual(appends.slice(0, 3), [500, "dropped", 503])
-      assert.isTrue(appends.slice(3).every((s) => s === 204), JSON.stringify(appends))
+      assert.isTrue(appends.slice(3).every((s) => s === 200), JSON.stringify(appends))
       const events = yield* allEvents(c, id)
       assert.deepStrictEqual(events.map((e) => e.seq), events.map((_, i) => i + 1))
       assert.match(events[0]!.payload, new RegExp(`^job assigned to worker ${agent.request.worker} \\[factory test, test-`))
@@ -152,9 +151,9 @@ describe("Agent.run against the real server", () => {
       const remote = events.slice(1, -1).map((e) => Date.parse(e.time_remote!))
       assert.deepStrictEqual(remote, [...remote].sort((a, b) => a - b))
 
-      // Outputs: in chunks of at most 5 MiB, stored with their size and SHA-256.
-      const chunks = proxy.log.filter((e) => /^\/0\/worker\/job\/[^/]+\/chunk$/.test(e.path))
-      assert.deepStrictEqual(chunks.map((e) => [e.size, e.status]), [[6, 201], [5 * 1024 * 1024, 201], [big - 5 * 1024 * 1024, 201]])
+      // Outputs: in parts of at most 8 MiB, stored with their size and SHA-256.
+      const parts = proxy.log.filter((e) => e.method === "PUT" && /^\/ext\/0\/worker\/job\/[^/]+\/upload\//.test(e.path))
+      assert.deepStrictEqual(parts.map((e) => [e.size, e.status]), [[6, 200], [big, 200]])
       const digests = yield* c.api.jobs.outputDigests({ path: { job: jobId(id) } })
       assert.deepStrictEqual(digests.map((o) => [o.path, o.size, o.sha256]), [
         ["/work/out/a.txt", 6, sha256("hello\n")],
@@ -224,7 +223,7 @@ describe("Agent.run against the real server", () => {
       const server = yield* startServer({ launch: inProcess(() => proxy?.url) })
       proxy = yield* startProxy(server.url, {
         gate: (method, p) =>
-          method === "GET" && p === "/0/worker/ping" && pings++ === 0
+          method === "GET" && p.startsWith("/ext/0/worker/ping") && pings++ === 0
             ? Effect.runPromise(Deferred.await(release))
             : undefined
       })
