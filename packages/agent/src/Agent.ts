@@ -224,6 +224,8 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
     // While the job runs, a long-poll with its id waits for power-off (the job cancelled, the
     // worker recycled): the job is then interrupted, which kills its process groups.
     const watch = Effect.gen(function*() {
+      // Not at once: the first milliseconds belong to starting the first task.
+      yield* Effect.sleep("200 millis")
       for (;;) {
         const r = yield* ping(jobId.right)
         if (r.poweroff) return "poweroff" as const

@@ -40,8 +40,21 @@ const fail = (message: string): never => {
   process.exit(1)
 }
 
-/** Sends one request, resolves with the answer. */
-const ask = (socket: string, req: Record<string, unknown>): Promise<Record<string, any>> =>
+/** Sends one request, resolves with the answer; retries a socket not yet listening for 2 s. */
+const ask = async (socket: string, req: Record<string, unknown>): Promise<Record<string, any>> => {
+  const deadline = Date.now() + 2000
+  for (;;) {
+    try {
+      return await askOnce(socket, req)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      if ((code !== "ENOENT" && code !== "ECONNREFUSED" && code !== "EACCES") || Date.now() > deadline) throw e
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+}
+
+const askOnce = (socket: string, req: Record<string, unknown>): Promise<Record<string, any>> =>
   new Promise((resolve, reject) => {
     const conn = net.createConnection(socket)
     let buffered = ""

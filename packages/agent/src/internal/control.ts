@@ -221,9 +221,11 @@ export const open = (ctx: ControlContext, task: Workers.WorkerPingTask) =>
       })
     })
     yield* Effect.acquireRelease(
-      Effect.async<void>((resume) => {
-        server.once("error", (e) => resume(Effect.die(e)))
-        server.listen(socket, () => resume(Effect.void))
+      // Not awaited: a UNIX socket is bound by the time `listen` returns, and the task's first
+      // `bmat` (a node process) starts long after the socket accepts.
+      Effect.sync(() => {
+        server.on("error", (e) => ctx.log.append(task.id, "worker", [`WARNING: bmat's control socket failed: ${e.message}`]))
+        server.listen(socket)
       }),
       () =>
         Effect.gen(function*() {

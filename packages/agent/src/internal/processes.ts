@@ -152,7 +152,7 @@ export const make = (graceMs: number): Effect.Effect<Processes, never, Scope.Sco
           return
         }
       }
-      watchdog.stdin?.write(`${line}\n`)
+      if (line !== "") watchdog.stdin?.write(`${line}\n`)
     }
 
     const remove = (pgid: number) => {
@@ -176,6 +176,8 @@ export const make = (graceMs: number): Effect.Effect<Processes, never, Scope.Sco
       Effect.forEach([...groups], kill, { concurrency: "unbounded", discard: true })
     )
 
+    // Started now, not at the first task, so that starting a task costs one fork, not two.
+    tell("")
     yield* Effect.addFinalizer(() =>
       killAll.pipe(
         Effect.zipRight(Effect.sync(() => {

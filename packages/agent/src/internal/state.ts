@@ -6,6 +6,7 @@
  * @internal
  */
 import { randomInt } from "node:crypto"
+import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Data, Effect } from "effect"
@@ -96,12 +97,17 @@ export const jobAdopted = (dir: string): Effect.Effect<boolean, StateError> =>
  * and fsync'd before the first task runs. Fails if it already exists.
  */
 export const adoptJob = (dir: string, ping: unknown): Effect.Effect<void, StateError> =>
-  attempt(`writing ${jobFile(dir)}`, async () => {
-    const handle = await fs.open(jobFile(dir), "wx", 0o600)
-    try {
-      await handle.writeFile(JSON.stringify(ping, null, 2) + "\n")
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
+  Effect.try({
+    // Synchronous: it is on the path from assignment to the first task, and nothing else may
+    // run before it is on disk.
+    try: () => {
+      const fd = fsSync.openSync(jobFile(dir), "wx", 0o600)
+      try {
+        fsSync.writeFileSync(fd, JSON.stringify(ping, null, 2) + "\n")
+        fsSync.fsyncSync(fd)
+      } finally {
+        fsSync.closeSync(fd)
+      }
+    },
+    catch: (cause) => new StateError({ message: `writing ${jobFile(dir)}: ${String(cause)}`, cause })
   })

@@ -8,6 +8,7 @@ import type { Workers } from "@buildomat/core"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
+import * as fsSync from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { Readable } from "node:stream"
@@ -196,12 +197,13 @@ export const runTask = (task: Workers.WorkerPingTask, ctx: TaskContext): Effect.
     const file = path.join(tmpdir, `${randomAlphanumeric(16)}.sh`)
     const script = task.script.endsWith("\n") ? task.script : `${task.script}\n`
     // The working directory and the script file (create-exclusive, removed with the task).
+    // Synchronous: a few microseconds each, and nothing else gets to run before the spawn.
     const prepared = yield* Effect.acquireRelease(
-      Effect.tryPromise(async () => {
-        await fs.mkdir(cwd, { recursive: true })
-        if (Root.isMapped(root) && !task.env_clear) await fs.mkdir(path.join(root, "home"), { recursive: true })
-        await fs.writeFile(file, script, { flag: "wx", mode: 0o600 })
-        if (isRoot && task.uid !== 0) await fs.chown(file, task.uid, task.gid)
+      Effect.try(() => {
+        fsSync.mkdirSync(cwd, { recursive: true })
+        if (Root.isMapped(root) && !task.env_clear) fsSync.mkdirSync(path.join(root, "home"), { recursive: true })
+        fsSync.writeFileSync(file, script, { flag: "wx", mode: 0o600 })
+        if (isRoot && task.uid !== 0) fsSync.chownSync(file, task.uid, task.gid)
       }).pipe(Effect.either),
       () => Effect.promise(() => fs.rm(file, { force: true }))
     )

@@ -180,21 +180,42 @@ const uploadOnce = (
         )
       )
 
-    // Part n+1 is read (from the page cache, usually) while part n is on the wire.
+    // Two parts are on the wire at once, so that the server stores one while the next arrives;
+    // the next part is read (from the page cache, usually) meanwhile. The server stores parts
+    // only in order and answers each with the offset it holds: if that is not where the part
+    // ended (an earlier part was lost), sending resumes from there. Bytes are hashed once, in
+    // order, when first read.
+    let hashed = 0
+    const readPart = (at: number) =>
+      readAt(fh, at, Math.min(PART_SIZE, size - at)).pipe(
+        Effect.tap((part) =>
+          Effect.sync(() => {
+            if (at === hashed) {
+              hash.update(part)
+              hashed += part.length
+            }
+          })
+        )
+      )
     let offset = 0
-    let next = yield* Effect.fork(readAt(fh, 0, Math.min(PART_SIZE, size)))
     for (;;) {
-      const part = yield* next.await.pipe(Effect.flatten)
-      const end = offset + part.length
-      const more = part.length > 0 && end < size
-      if (more) next = yield* Effect.fork(readAt(fh, end, Math.min(PART_SIZE, size - end)))
-      hash.update(part)
-      const answer = yield* put(offset, part)
-      if (answer.offset !== end) return yield* new Restart({ reason: `the server holds ${answer.offset} bytes, not ${end}` })
+      const first = yield* readPart(offset)
+      const firstEnd = offset + first.length
+      const second = first.length > 0 && firstEnd < size ? yield* readPart(firstEnd) : undefined
+      const [a, b] = yield* Effect.all([
+        put(offset, first),
+        second === undefined ? Effect.succeed(undefined) : put(firstEnd, second)
+      ], { concurrency: 2 })
+      const end = second === undefined ? firstEnd : firstEnd + second.length
+      const held = Math.max(a.offset, b?.offset ?? 0)
+      if (held !== end) {
+        if (held > end || held > hashed) return yield* new Restart({ reason: `the server holds ${held} bytes, expected ${end}` })
+        offset = held
+        continue
+      }
       offset = end
-      if (!more) break
+      if (first.length === 0 || second === undefined || second.length === 0 || end >= size) break
     }
-
     // Did the file change while it was read?
     const after = yield* wrap(`stat ${file.path}`, Effect.tryPromise(() => fh.stat()))
     const changed = offset !== size || after.size !== before.size || after.mtimeMs !== before.mtimeMs

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 export * from "./http/Auth.js"
+export * from "./http/Body.js"
 export * from "./http/Errors.js"
 export * from "./http/Jobs.js"
 export * from "./http/Ranges.js"

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Deferred, Effect, Fiber, Layer, Option, Queue, Stream } from "effect"
+import { Context, Deferred, Effect, FiberId, Layer, Option, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -180,18 +180,23 @@ const make = Effect.gen(function*() {
 
   // -------------------------------------------------------------------------------------------
   // In-order uploads (`PUT /ext/0/worker/job/{job}/upload/{commit}`, issue 4): the parts of one
-  // file arrive in order and go straight into one `ObjectStore.put`, hashed on the way, so each
-  // byte is written once and read never. A resent part is acknowledged without being stored.
-  // Sessions live in memory: after a restart the agent starts the file again.
+  // file arrive in order and are written, as they stream in, into one file under
+  // `<dataDir>/chunk/<job>/`, hashed on the way; memory stays flat whatever the size. A part cut
+  // short is not counted (the next part overwrites it); a resent part is acknowledged without
+  // being stored again. At commit the file is fsync'd and handed to the object store (renamed into
+  // place by the file-system store), so each byte is written once. Sessions live in memory: after
+  // a restart the agent starts the file again.
   // -------------------------------------------------------------------------------------------
 
   interface Session {
     readonly size: number
-    readonly hash: Crypto.Hash
-    readonly queue: Queue.Queue<Uint8Array | null>
-    readonly put: Fiber.RuntimeFiber<number, unknown>
     readonly file: string
+    readonly fh: NodeFs.promises.FileHandle
     readonly lock: Effect.Semaphore
+    /** The digest of the bytes received so far. */
+    hash: Crypto.Hash
+    /** Completed (and replaced) each time a part is stored. */
+    progress: Deferred.Deferred<void>
     received: number
     closed: boolean
   }
@@ -200,14 +205,29 @@ const make = Effect.gen(function*() {
 
   const validPath = (path: string) => path.startsWith("/") && !path.includes("\0") && path.length <= 4096
 
+  const dropSession = (key: string, session: Session) =>
+    Effect.promise(async () => {
+      sessions.delete(key)
+      await session.fh.close().catch(() => undefined)
+      await NodeFs.promises.rm(session.file, { force: true })
+    })
+
   /**
-   * Stores one part of upload `commit`: the bytes at `offset` of a file of `size` bytes. A part is
-   * stored only if it starts where the bytes received so far end; any other part (a resend, or
-   * one out of place) is ignored. Either way the answer is the number of bytes received, which is
-   * where the next part must start. The first part (offset 0, possibly empty) opens the upload;
-   * a later part for an upload the server does not know is `NotFound` (start again at 0).
+   * Stores one part of upload `commit`: the bytes at `offset` of a file of `size` bytes, streamed
+   * from `body`. A part is stored only if it starts where the bytes received so far end; any other
+   * part (a resend, or one out of place) is not read. Either way the answer is the number of
+   * bytes received, which is where the next part must start. The first part (offset 0, possibly
+   * empty) opens the upload; a later part for an upload the server does not know is `NotFound`
+   * (start again at 0). `body` streams the part to the sink it is given (pausing while the sink's
+   * promise is pending); if it fails midway, the part counts for nothing.
    */
-  const putPart = (job: JobRow, commit: string, offset: number, size: number, body: Uint8Array) =>
+  const putPart = <E>(
+    job: JobRow,
+    commit: string,
+    offset: number,
+    size: number,
+    body: (sink: (chunk: Buffer) => void | Promise<void>) => Effect.Effect<number, E>
+  ) =>
     Effect.gen(function*() {
       const key = `${job.id}/${commit.toUpperCase()}`
       if (commits.has(key)) {
@@ -230,17 +250,18 @@ const make = Effect.gen(function*() {
         if (Option.isNone(current) || current.value.complete) {
           return yield* Effect.fail(new Conflict({ message: `job ${job.id} is already complete` }))
         }
-        const queue = yield* Queue.bounded<Uint8Array | null>(2)
-        const file = Ids.make()
-        const put = yield* store.put(fileKey(job.id, file), Stream.fromQueue(queue).pipe(Stream.takeWhile((b) => b !== null)))
-          .pipe(Effect.forkIn(scope))
+        const file = NodePath.join(chunkRoot, job.id, `upload-${commit.toUpperCase()}`)
+        const fh = yield* Effect.promise(async () => {
+          await NodeFs.promises.mkdir(NodePath.dirname(file), { recursive: true })
+          return NodeFs.promises.open(file, "w+", 0o600)
+        })
         const created: Session = {
           size,
-          hash: Crypto.createHash("sha256"),
-          queue,
-          put,
           file,
+          fh,
           lock: yield* Effect.makeSemaphore(1),
+          hash: Crypto.createHash("sha256"),
+          progress: Deferred.unsafeMake<void>(FiberId.none),
           received: 0,
           closed: false
         }
@@ -252,31 +273,62 @@ const make = Effect.gen(function*() {
           new BadRequest({ message: `upload ${commit} is of ${session.size} bytes, not ${size}` })
         )
       }
+      // A part that arrives before the one it follows (an agent sends two at once) waits a little
+      // for it, rather than being turned away and sent again.
+      const deadline = Date.now() + 10_000
+      while (offset > session.received && !session.closed && Date.now() < deadline) {
+        const progress = session.progress
+        yield* Deferred.await(progress).pipe(Effect.timeoutOption(Math.max(1, deadline - Date.now())))
+      }
       return yield* session.lock.withPermits(1)(Effect.gen(function*() {
         if (session.closed) return yield* Effect.fail(new Conflict({ message: `upload ${commit} is being committed` }))
-        if (offset !== session.received || body.length === 0) return { offset: session.received }
-        if (session.received + body.length > session.size) {
-          return yield* Effect.fail(
-            new BadRequest({ message: `the part at ${offset} ends past the upload's ${session.size} bytes` })
-          )
+        if (offset !== session.received) return { offset: session.received }
+        const hash = session.hash.copy()
+        let pos = offset
+        // Written in slices of about 1 MiB (one `writev` of the network chunks, no copy): a
+        // write per 64 KiB network chunk costs a thread pool round trip each.
+        let pending: Array<Buffer> = []
+        let pendingBytes = 0
+        const writeOut = async () => {
+          if (pendingBytes === 0) return
+          const data = pending
+          const n = pendingBytes
+          const at = pos - pendingBytes
+          pending = []
+          pendingBytes = 0
+          const { bytesWritten } = await session.fh.writev(data, at)
+          if (bytesWritten !== n) {
+            // Short write (rare): the rest, plainly.
+            const all = Buffer.concat(data, n)
+            let off = bytesWritten
+            while (off < n) off += (await session.fh.write(all, off, n - off, at + off)).bytesWritten
+          }
         }
-        const offered = yield* Queue.offer(session.queue, body).pipe(
-          Effect.race(Fiber.await(session.put).pipe(Effect.as(false)))
-        )
-        if (!offered) {
-          return yield* Effect.fail(new Conflict({ message: `storing upload ${commit} failed; start it again` }))
-        }
-        session.hash.update(body)
-        session.received += body.length
+        yield* body((chunk) => {
+          if (pos + chunk.length > session.size) {
+            throw new Error(`the part at ${offset} goes past the upload's ${session.size} bytes`)
+          }
+          hash.update(chunk)
+          pending.push(chunk)
+          pendingBytes += chunk.length
+          pos += chunk.length
+          return pendingBytes >= 1024 * 1024 ? writeOut() : undefined
+        })
+        yield* Effect.promise(writeOut)
+        session.hash = hash
+        session.received = pos
+        const progress = session.progress
+        session.progress = Deferred.unsafeMake<void>(FiberId.none)
+        yield* Deferred.succeed(progress, undefined)
         return { offset: session.received }
       }))
     })
 
   /**
    * Commits upload `commit` as the output at `path` (`POST .../upload/{commit}/commit`): in the
-   * background, ends the object, checks that exactly `size` bytes were received and stored and
-   * that their SHA-256 is `sha256`, then records the output. Idempotent and polled like
-   * `addOutput`; job completion waits for it.
+   * background, checks that exactly `size` bytes were received and that their SHA-256 is
+   * `sha256`, stores the file, then records the output. Idempotent and polled like `addOutput`;
+   * job completion waits for it.
    */
   const commitUpload = (job: JobRow, commit: string, body: WorkerUploadCommit, waitMs = 2000) =>
     Effect.gen(function*() {
@@ -307,23 +359,36 @@ const make = Effect.gen(function*() {
         commits.set(key, made)
         c = made
         const run = Effect.gen(function*() {
+          // Waits for a part in progress, and refuses parts from now on.
           yield* session.lock.withPermits(1)(Effect.sync(() => (session.closed = true)))
-          yield* Queue.offer(session.queue, null).pipe(Effect.race(Fiber.await(session.put).pipe(Effect.as(false))))
-          const stored = yield* Fiber.join(session.put).pipe(Effect.either)
-          sessions.delete(key)
-          const objectKey = fileKey(job.id, session.file)
-          const drop = store.delete(objectKey).pipe(Effect.ignore)
-          if (stored._tag === "Left") return `storing the file failed: ${String((stored.left as Error)?.message ?? stored.left)}`
           const digest = session.hash.digest("hex")
-          let error: string | undefined
-          if (session.received !== body.size || stored.right !== body.size) {
-            error = `received ${session.received} bytes and stored ${stored.right}, but the file is ${body.size} bytes`
-          } else if (digest !== body.sha256.toLowerCase()) {
-            error = `the file's SHA-256 is ${digest}, but the agent read ${body.sha256.toLowerCase()}`
-          } else {
-            error = yield* jobs.recordOutput(job.id, body.path, session.file, body.size, digest)
+          if (session.received !== body.size) {
+            yield* dropSession(key, session)
+            return `received ${session.received} bytes, but the file is ${body.size} bytes`
           }
-          if (error !== undefined) yield* drop
+          if (digest !== body.sha256.toLowerCase()) {
+            yield* dropSession(key, session)
+            return `the file's SHA-256 is ${digest}, but the agent read ${body.sha256.toLowerCase()}`
+          }
+          yield* Effect.promise(() => session.fh.truncate(session.received).then(() => session.fh.close()))
+          sessions.delete(key)
+          const file = Ids.make()
+          const objectKey = fileKey(job.id, file)
+          const stored = yield* (store.putFile !== undefined
+            ? store.putFile(objectKey, session.file)
+            : store.put(
+              objectKey,
+              Stream.fromAsyncIterable(NodeFs.createReadStream(session.file, { highWaterMark: 1024 * 1024 }), (e) =>
+                new Error(String(e))).pipe(Stream.map((b) => b as Uint8Array))
+            )).pipe(Effect.either)
+          yield* Effect.promise(() => NodeFs.promises.rm(session.file, { force: true }))
+          if (stored._tag === "Left") return `storing the file failed: ${String((stored.left as Error)?.message ?? stored.left)}`
+          if (stored.right !== body.size) {
+            yield* store.delete(objectKey).pipe(Effect.ignore)
+            return `stored ${stored.right} bytes, but the file is ${body.size} bytes`
+          }
+          const error = yield* jobs.recordOutput(job.id, body.path, file, body.size, digest)
+          if (error !== undefined) yield* store.delete(objectKey).pipe(Effect.ignore)
           return error ?? null
         }).pipe(Effect.catchAllCause((cause) => Effect.succeed(`commit failed: ${String(cause)}`)))
         yield* run.pipe(
@@ -343,9 +408,7 @@ const make = Effect.gen(function*() {
   const forget = (job: string) =>
     Effect.gen(function*() {
       for (const [k, session] of [...sessions]) {
-        if (!k.startsWith(`${job}/`)) continue
-        sessions.delete(k)
-        yield* Fiber.interrupt(session.put)
+        if (k.startsWith(`${job}/`)) yield* dropSession(k, session)
       }
       yield* Effect.promise(async () => {
         for (const k of [...commits.keys()]) if (k.startsWith(`${job}/`)) commits.delete(k)

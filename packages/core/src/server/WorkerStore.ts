@@ -48,6 +48,10 @@ const make = Effect.gen(function*() {
   const jobs = yield* JobStore
   const hub = yield* EventHub
   const signals = yield* Signals
+  // Completed when the server stops, so that long-polls answer at once instead of holding the
+  // HTTP server's shutdown (which waits for requests in flight) for up to a minute.
+  const stopping = yield* Deferred.make<void>()
+  yield* Effect.addFinalizer(() => Deferred.succeed(stopping, undefined))
 
   /** A new worker for `target` (an id) made by `factory`; returns its id and bootstrap secret. */
   const create = (factory: string, target: string) =>
@@ -154,8 +158,13 @@ const make = Effect.gen(function*() {
             (SELECT j.id FROM job j WHERE j.worker = w.id AND j.complete = 0) AS job
           FROM worker w WHERE w.id = ${id}`.pipe(Effect.orDie)
         const left = deadline - Date.now()
-        if (st === undefined || st.off || st.job !== knownJob || left <= 0) return yield* ping(id)
-        yield* Deferred.await(signal).pipe(Effect.timeoutOption(Math.min(left, 1000)))
+        if (st === undefined || st.off || st.job !== knownJob || left <= 0 || (yield* Deferred.isDone(stopping))) {
+          return yield* ping(id)
+        }
+        yield* Deferred.await(signal).pipe(
+          Effect.raceFirst(Deferred.await(stopping)),
+          Effect.timeoutOption(Math.min(left, 1000))
+        )
       }
     })
 
@@ -317,4 +326,4 @@ export class WorkerStore extends Context.Tag("@buildomat/core/server/WorkerStore
  * @since 0.1.0
  * @category layers
  */
-export const layer = Layer.effect(WorkerStore, make)
+export const layer = Layer.scoped(WorkerStore, make)

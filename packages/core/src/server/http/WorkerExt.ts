@@ -7,9 +7,10 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { BuildomatApi, CurrentWorker, MAX_REQUEST_BODY } from "../../Api.js"
-import { BadRequest, Forbidden, PayloadTooLarge } from "../../Errors.js"
+import { Forbidden, PayloadTooLarge } from "../../Errors.js"
 import { JobStore } from "../JobStore.js"
 import { Uploads } from "../Uploads.js"
+import { streamBody } from "./Body.js"
 import { WorkerStore } from "../WorkerStore.js"
 
 /** How long `GET /ext/0/worker/ping` holds a request by default, in milliseconds. */
@@ -42,16 +43,19 @@ export const WorkerExtLive = HttpApiBuilder.group(BuildomatApi, "workerExt", (ha
       .handleRaw("uploadPart", ({ path, request, urlParams }) =>
         Effect.gen(function*() {
           const j = yield* ownJob(path.job)
-          // The whole part is read before any of it is stored: a part cut short by a dropped
-          // connection is never stored, and the agent sends it again.
-          const body = yield* request.arrayBuffer.pipe(
-            Effect.mapError((e) =>
-              String(e.cause ?? e.message).includes("maxBytes")
-                ? new PayloadTooLarge({ message: `a part is at most ${MAX_REQUEST_BODY} bytes` })
-                : new BadRequest({ message: `reading the part failed: ${e.message}` })
-            )
+          const declared = Number(request.headers["content-length"] ?? "0")
+          if (declared > MAX_REQUEST_BODY) {
+            return yield* Effect.fail(new PayloadTooLarge({ message: `a part is at most ${MAX_REQUEST_BODY} bytes` }))
+          }
+          // Streamed to disk as it arrives; a part cut short by a dropped connection counts for
+          // nothing, and the agent sends it again.
+          const r = yield* uploads.putPart(
+            j,
+            path.commit,
+            urlParams.offset,
+            urlParams.size,
+            (sink) => streamBody(request, MAX_REQUEST_BODY, sink)
           )
-          const r = yield* uploads.putPart(j, path.commit, urlParams.offset, urlParams.size, new Uint8Array(body))
           return HttpServerResponse.unsafeJson(r)
         }))
       .handle("uploadCommit", ({ path, payload }) =>
