@@ -79,8 +79,9 @@ describe("Agent.run against the real server", () => {
           () => statuses(proxy!, /^\/0\/worker\/bootstrap$/).includes(401)
         )
       })
-      // The server hiccups on appends: a 500, then a cut connection. Each batch is sent again.
-      proxy = yield* startProxy(server.url, { appendFaults: [500, "drop", 503] })
+      // The server hiccups on appends: a 500, a cut connection, a 503, and an answer lost after
+      // the server stored the batch. Each batch is sent again; the server stores it once.
+      proxy = yield* startProxy(server.url, { appendFaults: [500, "drop", 503, "lose-answer"] })
       const { c } = yield* Testing.userClient(server.url, ADMIN, "alice")
 
       const big = 6 * 1024 * 1024 + 5 // one part
@@ -126,8 +127,8 @@ describe("Agent.run against the real server", () => {
 
       // Every event once, in order, despite the failed appends.
       const appends = statuses(proxy, /^\/ext\/0\/worker\/job\/[^/]+\/append$/)
-      assert.deepStrictEqual(appends.slice(0, 3), [500, "dropped", 503])
-      assert.isTrue(appends.slice(3).every((s) => s === 200), JSON.stringify(appends))
+      assert.deepStrictEqual(appends.slice(0, 4), [500, "dropped", 503, "lost"])
+      assert.isTrue(appends.slice(4).every((s) => s === 200), JSON.stringify(appends))
       const events = yield* allEvents(c, id)
       assert.deepStrictEqual(events.map((e) => e.seq), events.map((_, i) => i + 1))
       assert.match(events[0]!.payload, new RegExp(`^job assigned to worker ${agent.request.worker} \\[factory test, test-`))
