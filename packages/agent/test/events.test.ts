@@ -81,7 +81,7 @@ describe("EventLog", () => {
       const gate = yield* Deferred.make<void>()
       const log = yield* EventLog.make(
         () => Deferred.await(gate).pipe(Effect.as("sent" as const)),
-        { memoryBytes: 1024, spoolDir: dir, maxSpoolBytes: 10_000 }
+        { memoryBytes: 1024, spoolDir: dir, maxSpoolBytes: 10_000, maxBatchBytes: 2048 }
       )
       for (let i = 0; i < 500 && !log.overloaded(); i++) log.append(0, "stdout", [`${"y".repeat(100)} ${i}`])
       assert.isTrue(log.overloaded())

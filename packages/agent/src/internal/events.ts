@@ -77,7 +77,7 @@ export interface Options {
   readonly memoryBytes?: number | undefined
   /** Where the spool file goes; without it, everything stays in memory. */
   readonly spoolDir?: string | undefined
-  /** Spool size past which readers are asked to pause, in bytes (default 1 GiB). */
+  /** Spool size past which readers are asked to pause (until it is half that), in bytes (default 1 GiB). */
   readonly maxSpoolBytes?: number | undefined
   /** Told once, the first time runs go to disk (for a log line). */
   readonly onSpool?: ((file: string) => void) | undefined
@@ -174,7 +174,7 @@ export const make = (
     /** Moves runs from the spool file into memory, up to about half the memory limit. */
     const refill = () => {
       if (spoolFd === undefined || readOff >= writeOff) return
-      const want = Math.max(1024 * 1024, Math.floor(memLimit / 2))
+      const want = Math.max(1, Math.floor(memLimit / 2))
       let block = 1024 * 1024
       while (readOff < writeOff && memBytes < want) {
         const n = Math.min(block, writeOff - readOff)
@@ -203,6 +203,10 @@ export const make = (
           continue
         }
         readOff += start
+      }
+      if (room !== undefined && writeOff - readOff <= maxSpool / 2) {
+        Deferred.unsafeDone(room, Effect.void)
+        room = undefined
       }
       if (readOff >= writeOff) {
         fs.ftruncateSync(spoolFd, 0)
@@ -346,8 +350,9 @@ export const make = (
       emit,
       flush,
       overloaded: () => writeOff - readOff > maxSpool,
+      // Readers resume once the spool is down to half its limit, not at the first byte below it.
       waitRoom: Effect.suspend(() => {
-        if (writeOff - readOff <= maxSpool) return Effect.void
+        if (writeOff - readOff <= maxSpool / 2) return Effect.void
         if (room === undefined) room = Deferred.unsafeMake<void>(FiberId.none)
         return Deferred.await(room)
       }),

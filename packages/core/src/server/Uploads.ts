@@ -273,18 +273,25 @@ const make = Effect.gen(function*() {
           new BadRequest({ message: `upload ${commit} is of ${session.size} bytes, not ${size}` })
         )
       }
-      // A part that arrives before the one it follows (an agent sends two at once) waits a little
-      // for it, rather than being turned away and sent again.
-      const deadline = Date.now() + 10_000
-      while (offset > session.received && !session.closed && Date.now() < deadline) {
-        const progress = session.progress
-        yield* Deferred.await(progress).pipe(Effect.timeoutOption(Math.max(1, deadline - Date.now())))
+      // A part that arrives before the one it follows (an agent sends two at once) waits for the
+      // next part to end (up to 5 s), rather than being turned away and sent again; if that part
+      // failed, this one is turned away at once.
+      if (offset > session.received && !session.closed) {
+        yield* Deferred.await(session.progress).pipe(Effect.timeoutOption("5 seconds"))
       }
-      return yield* session.lock.withPermits(1)(Effect.gen(function*() {
+      return yield* session.lock.withPermits(1)(Effect.scoped(Effect.gen(function*() {
         if (session.closed) return yield* Effect.fail(new Conflict({ message: `upload ${commit} is being committed` }))
         if (offset !== session.received) return { offset: session.received }
         const hash = session.hash.copy()
         let pos = offset
+        // However this part ends, a part waiting for it looks again.
+        yield* Effect.addFinalizer(() =>
+          Effect.suspend(() => {
+            const progress = session.progress
+            session.progress = Deferred.unsafeMake<void>(FiberId.none)
+            return Deferred.succeed(progress, undefined)
+          })
+        )
         // Written in slices of about 1 MiB (one `writev` of the network chunks, no copy): a
         // write per 64 KiB network chunk costs a thread pool round trip each.
         let pending: Array<Buffer> = []
@@ -317,11 +324,8 @@ const make = Effect.gen(function*() {
         yield* Effect.promise(writeOut)
         session.hash = hash
         session.received = pos
-        const progress = session.progress
-        session.progress = Deferred.unsafeMake<void>(FiberId.none)
-        yield* Deferred.succeed(progress, undefined)
         return { offset: session.received }
-      }))
+      })))
     })
 
   /**
