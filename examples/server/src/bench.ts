@@ -75,6 +75,7 @@ const finish = (c: Client.Client, id: string, every = 5) =>
   })
 
 const main = Effect.gen(function*() {
+  const loadAtStart = NodeOs.loadavg()[0]
   const dir = yield* Testing.tempDirectory("buildomat-bench-")
   const scratch = NodePath.join(dir, "workers")
   const url = yield* Testing.serve(
@@ -208,7 +209,14 @@ const main = Effect.gen(function*() {
 
   const result = {
     date: new Date().toISOString(),
-    machine: { cpus: NodeOs.cpus().length, memory_gib: Math.round(NodeOs.totalmem() / 2 ** 30), node: process.version },
+    machine: {
+      cpus: NodeOs.cpus().length,
+      memory_gib: Math.round(NodeOs.totalmem() / 2 ** 30),
+      node: process.version,
+      // The machine may be shared: the figures are only as quiet as it was.
+      load_average_1m_at_start: loadAtStart,
+      load_average_1m_at_end: NodeOs.loadavg()[0]
+    },
     dispatch: {
       method: "ready: a worker started for a job cancelled at once boots and waits in its long-poll; cold: a worker boots for the job",
       submit_to_task_start_ready_worker: summary(ready.start),

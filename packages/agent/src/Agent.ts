@@ -48,7 +48,7 @@ export const DEFAULT_STATE_DIR = "/opt/buildomat/etc"
  * - `bmatCommand`: the argv that runs this agent's bundle, which tasks run as `bmat`; by default
  *   the bundle this process runs from, or the package's built bundle. Without one, tasks have no
  *   `bmat`.
- * - `events`: tuning of event batches and the spool (see the package README); defaults suit.
+ * - `events`: tuning of event batches and the spool (see `EventOptions`); the defaults suit.
  *
  * @since 0.1.0
  * @category models
@@ -61,7 +61,34 @@ export interface Config {
   readonly waitMillis?: number | undefined
   readonly killGraceMillis?: number | undefined
   readonly bmatCommand?: ReadonlyArray<string> | undefined
-  readonly events?: EventLog.Options | undefined
+  readonly events?: EventOptions | undefined
+}
+
+/**
+ * How job events are batched and spooled. Output lines are appended without waiting, as runs;
+ * one batch at a time goes to `POST /ext/0/worker/job/{job}/append`, numbered so that a resent
+ * batch is stored once.
+ *
+ * - `minBatchLines`: send as soon as this many lines wait (default 100);
+ * - `windowMillis`: or once the oldest waiting line is this old, in ms (default 50);
+ * - `maxBatchLines`, `maxBatchBytes`: the most in one batch (default 20,000 lines, 4 MiB); while a
+ *   batch is in flight the next one grows up to these;
+ * - `memoryBytes`: pending lines kept in memory before the rest is spooled to
+ *   `<stateDir>/spool/` (default 8 MiB). Memory for events stays within `memoryBytes` plus one
+ *   batch;
+ * - `maxSpoolBytes`: past this much spooled, the task's output pipes are no longer read (the task
+ *   blocks on its writes) until the spool is down to half (default 1 GiB).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EventOptions {
+  readonly minBatchLines?: number | undefined
+  readonly windowMillis?: number | undefined
+  readonly maxBatchLines?: number | undefined
+  readonly maxBatchBytes?: number | undefined
+  readonly memoryBytes?: number | undefined
+  readonly maxSpoolBytes?: number | undefined
 }
 
 /**

@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { WorkerProvider } from "@buildomat/core"
+import { WorkerProvider, Workers } from "@buildomat/core"
 import { Deferred, Effect, FiberId, Layer, Runtime, Schema } from "effect"
 import type { Scope } from "effect"
 import { spawn } from "node:child_process"
@@ -43,6 +43,9 @@ import { groupAlive, signalGroup } from "./internal/processGroup.js"
  *   `USER`, `LOGNAME`, `SHELL`, `LANG`, `LC_ALL`, `LC_CTYPE`, `TZ` and `TMPDIR` from it, then `env`
  *   on top.
  * - `killGraceMs`: milliseconds between SIGTERM and SIGKILL when destroying; default `2000`.
+ * - `factoryMetadata`: buildomat factory metadata (`{ v: "1", post_job_diagnostic_script, ... }`,
+ *   see `Workers.FactoryMetadata`) recorded with every worker and handed to its agent: diagnostic
+ *   scripts run before and after each job, root's authorized keys.
  *
  * @since 0.1.0
  * @category models
@@ -55,6 +58,7 @@ export interface LocalProviderConfig {
   readonly agentCommand?: ReadonlyArray<string> | undefined
   readonly env?: Readonly<Record<string, string>> | undefined
   readonly killGraceMs?: number | undefined
+  readonly factoryMetadata?: unknown
 }
 
 /**
@@ -71,6 +75,9 @@ export interface LocalProviderConfig {
  * kill_grace_ms = 2000         # optional, integer >= 0
  * [env]                        # optional, string values
  * RUST_LOG = "info"
+ * [factory_metadata]           # optional, buildomat's FactoryMetadata
+ * v = "1"
+ * post_job_diagnostic_script = "df -h"
  * ```
  *
  * Decode with `Schema.decodeUnknown(LocalProviderConfigSchema)`; the result can be passed to
@@ -90,7 +97,8 @@ export const LocalProviderConfigSchema = Schema.Struct({
   env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { exact: true }),
   killGraceMs: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 2000 }).pipe(
     Schema.fromKey("kill_grace_ms")
-  )
+  ),
+  factoryMetadata: Schema.optionalWith(Workers.FactoryMetadata, { exact: true }).pipe(Schema.fromKey("factory_metadata"))
 }).annotations({
   identifier: "LocalProviderConfig",
   parseOptions: { onExcessProperty: "error" }
@@ -323,7 +331,12 @@ export const make = (config: LocalProviderConfig): Effect.Effect<WorkerProvider.
           yield* destroy(instanceId).pipe(Effect.ignore)
           return yield* fail("shut down; no more workers")
         }
-        return { instanceId, worker, ip: "127.0.0.1" } satisfies WorkerProvider.WorkerInstance
+        return {
+          instanceId,
+          worker,
+          ip: "127.0.0.1",
+          ...(config.factoryMetadata === undefined ? {} : { metadata: config.factoryMetadata })
+        } satisfies WorkerProvider.WorkerInstance
       })
 
     const create = (request: WorkerProvider.CreateWorkerRequest) =>
