@@ -181,9 +181,9 @@ const main = Effect.gen(function*() {
     const expected = NodeCrypto.createHash("sha256").update(Buffer.alloc(size)).digest("hex")
     const { id } = yield* submitJob(c, `mkdir -p out && head -c ${size} /dev/zero > out/big.bin`, ["/out/big.bin"])
     // The server's memory while the job runs: sampled every 20 ms.
-    const before = process.memoryUsage().rss
+    const before = process.memoryUsage.rss()
     let peak = before
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20)
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20)
     const job = yield* finish(c, id, 100).pipe(Effect.ensuring(Effect.sync(() => clearInterval(sampler))))
     const events = yield* c.allEvents(id)
     const t = (prefix: string) => {

@@ -18,7 +18,7 @@ import { HttpClientRequest } from "@effect/platform"
 import type { HttpClient } from "@effect/platform"
 import * as Crypto from "node:crypto"
 import * as fs from "node:fs/promises"
-import { Data, Effect } from "effect"
+import { Data, Effect, Fiber } from "effect"
 import type { EventLog } from "./events.js"
 import { describe, retrying } from "./retry.js"
 import * as Wire from "./wire.js"
@@ -28,6 +28,8 @@ export type UploadResult = "Uploaded" | "Skipped" | "Failed"
 
 /** The bytes in one part (8 MiB; a request body is at most 10 MiB). */
 export const PART_SIZE = 8 * 1024 * 1024
+/** How many parts may be on the wire at once. */
+const WINDOW = 3
 
 /** How often a pending commit is polled (the server also holds each poll up to 2 s). */
 const COMMIT_POLL = "50 millis"
@@ -180,11 +182,11 @@ const uploadOnce = (
         )
       )
 
-    // Two parts are on the wire at once, so that the server stores one while the next arrives;
-    // the next part is read (from the page cache, usually) meanwhile. The server stores parts
-    // only in order and answers each with the offset it holds: if that is not where the part
-    // ended (an earlier part was lost), sending resumes from there. Bytes are hashed once, in
-    // order, when first read.
+    // Up to WINDOW parts are on the wire at once, so that the server stores one while the next
+    // ones arrive; the next part is read (from the page cache, usually) meanwhile. The server
+    // stores parts only in order and answers each with the offset it holds: if that is not where
+    // the part ended (an earlier part was lost), sending resumes from there. Bytes are hashed
+    // once, in order, when first read.
     let hashed = 0
     const readPart = (at: number) =>
       readAt(fh, at, Math.min(PART_SIZE, size - at)).pipe(
@@ -198,23 +200,30 @@ const uploadOnce = (
         )
       )
     let offset = 0
-    for (;;) {
-      const first = yield* readPart(offset)
-      const firstEnd = offset + first.length
-      const second = first.length > 0 && firstEnd < size ? yield* readPart(firstEnd) : undefined
-      const [a, b] = yield* Effect.all([
-        put(offset, first),
-        second === undefined ? Effect.succeed(undefined) : put(firstEnd, second)
-      ], { concurrency: 2 })
-      const end = second === undefined ? firstEnd : firstEnd + second.length
-      const held = Math.max(a.offset, b?.offset ?? 0)
-      if (held !== end) {
-        if (held > end || held > hashed) return yield* new Restart({ reason: `the server holds ${held} bytes, expected ${end}` })
-        offset = held
+    let next = 0
+    let eof = false
+    const inFlight: Array<{ readonly end: number; readonly fiber: Fiber.RuntimeFiber<{ offset: number }, Restart | UploadFailure> }> = []
+    while (!eof || inFlight.length > 0) {
+      while (!eof && inFlight.length < WINDOW) {
+        const part = yield* readPart(next)
+        const end = next + part.length
+        inFlight.push({ end, fiber: yield* Effect.fork(put(next, part)) })
+        next = end
+        if (part.length === 0 || end >= size) eof = true
+      }
+      const oldest = inFlight.shift()!
+      const answer = yield* Fiber.join(oldest.fiber)
+      if (answer.offset === oldest.end) {
+        offset = oldest.end
         continue
       }
-      offset = end
-      if (first.length === 0 || second === undefined || second.length === 0 || end >= size) break
+      // A part was lost or turned away: let the others finish, then go on from what is held.
+      let held = answer.offset
+      for (const f of inFlight.splice(0)) held = Math.max(held, (yield* Fiber.join(f.fiber)).offset)
+      if (held > hashed) return yield* new Restart({ reason: `the server holds ${held} bytes, but ${hashed} were read` })
+      offset = held
+      next = held
+      eof = held >= size && size > 0
     }
     // Did the file change while it was read?
     const after = yield* wrap(`stat ${file.path}`, Effect.tryPromise(() => fh.stat()))

@@ -273,11 +273,14 @@ const make = Effect.gen(function*() {
           new BadRequest({ message: `upload ${commit} is of ${session.size} bytes, not ${size}` })
         )
       }
-      // A part that arrives before the one it follows (an agent sends two at once) waits for the
-      // next part to end (up to 5 s), rather than being turned away and sent again; if that part
-      // failed, this one is turned away at once.
-      if (offset > session.received && !session.closed) {
-        yield* Deferred.await(session.progress).pipe(Effect.timeoutOption("5 seconds"))
+      // A part that arrives before the ones it follows (an agent sends a few at once) waits for
+      // them as long as they keep being stored (up to 5 s each), rather than being turned away
+      // and sent again; if one of them fails, it is turned away at once.
+      let seen = session.received
+      while (offset > session.received && !session.closed) {
+        const woke = yield* Deferred.await(session.progress).pipe(Effect.timeoutOption("5 seconds"))
+        if (Option.isNone(woke) || session.received === seen) break
+        seen = session.received
       }
       return yield* session.lock.withPermits(1)(Effect.scoped(Effect.gen(function*() {
         if (session.closed) return yield* Effect.fail(new Conflict({ message: `upload ${commit} is being committed` }))
@@ -292,26 +295,34 @@ const make = Effect.gen(function*() {
             return Deferred.succeed(progress, undefined)
           })
         )
-        // Written in slices of about 1 MiB (one `writev` of the network chunks, no copy): a
-        // write per 64 KiB network chunk costs a thread pool round trip each.
+        // Written in slices of about 1 MiB (one `writev` of the network chunks, no copy; a write
+        // per 64 KiB network chunk would cost a thread pool round trip each), up to four slices
+        // in flight while the next ones arrive; the socket is paused beyond that.
         let pending: Array<Buffer> = []
         let pendingBytes = 0
-        const writeOut = async () => {
-          if (pendingBytes === 0) return
-          const data = pending
-          const n = pendingBytes
-          const at = pos - pendingBytes
-          pending = []
-          pendingBytes = 0
-          const { bytesWritten } = await session.fh.writev(data, at)
-          if (bytesWritten !== n) {
+        const inFlight = new Set<Promise<void>>()
+        let failure: unknown
+        const writeSlice = (data: Array<Buffer>, n: number, at: number) =>
+          session.fh.writev(data, at).then(async ({ bytesWritten }) => {
+            if (bytesWritten === n) return
             // Short write (rare): the rest, plainly.
             const all = Buffer.concat(data, n)
             let off = bytesWritten
             while (off < n) off += (await session.fh.write(all, off, n - off, at + off)).bytesWritten
-          }
+          })
+        const flushSlice = (): Promise<void> | undefined => {
+          if (pendingBytes === 0) return undefined
+          const p = writeSlice(pending, pendingBytes, pos - pendingBytes).catch((e) => {
+            failure ??= e
+          })
+          pending = []
+          pendingBytes = 0
+          const tracked = p.finally(() => inFlight.delete(tracked))
+          inFlight.add(tracked)
+          return inFlight.size >= 4 ? Promise.race(inFlight).then(() => undefined) : undefined
         }
         yield* body((chunk) => {
+          if (failure !== undefined) throw failure
           if (pos + chunk.length > session.size) {
             throw new Error(`the part at ${offset} goes past the upload's ${session.size} bytes`)
           }
@@ -319,9 +330,13 @@ const make = Effect.gen(function*() {
           pending.push(chunk)
           pendingBytes += chunk.length
           pos += chunk.length
-          return pendingBytes >= 1024 * 1024 ? writeOut() : undefined
-        })
-        yield* Effect.promise(writeOut)
+          return pendingBytes >= 1024 * 1024 ? flushSlice() : undefined
+        }).pipe(Effect.ensuring(Effect.promise(() => Promise.all([...inFlight]))))
+        flushSlice()
+        yield* Effect.promise(() => Promise.all([...inFlight]))
+        if (failure !== undefined) {
+          return yield* Effect.fail(new BadRequest({ message: `storing the part at ${offset} failed: ${String(failure)}` }))
+        }
         session.hash = hash
         session.received = pos
         return { offset: session.received }
