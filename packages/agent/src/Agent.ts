@@ -222,6 +222,7 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
     const diagnostics = Diagnostics.make({ api, root, processes, log: workerLog })
 
     let job: Workers.WorkerPingJob | undefined
+    let durable: Effect.Effect<void, State.StateError> = Effect.void
     for (;;) {
       const result = yield* ping(undefined)
       if (result.poweroff) return yield* Effect.logInfo("the server asked for power-off")
@@ -235,7 +236,7 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
       }
       if (result.job !== undefined && result.job !== null) {
         job = result.job
-        yield* State.adoptJob(config.stateDir, result)
+        durable = yield* State.adoptJob(config.stateDir, result)
         break
       }
     }
@@ -267,7 +268,9 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
         stateDir: config.stateDir,
         processes,
         bmatCommand,
-        events: config.events
+        events: config.events,
+        // The restart guard must be on disk before anything of the job runs.
+        beforeFirstSpawn: durable.pipe(Effect.orDie)
       }).pipe(Effect.map((r) => (r.failed ? "failed" : "completed"))),
       watch
     )

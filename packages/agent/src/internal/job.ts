@@ -35,6 +35,8 @@ export interface JobContext {
   /** The argv that runs the agent bundle, for `bmat`. */
   readonly bmatCommand?: ReadonlyArray<string> | undefined
   readonly events?: EventLog.Options | undefined
+  /** Runs (once) before the job's first process starts: the restart guard reaching the disk. */
+  readonly beforeFirstSpawn?: Effect.Effect<void> | undefined
 }
 
 /**
@@ -109,7 +111,8 @@ export const runJob = (
           processes: ctx.processes,
           identity,
           tmpdir,
-          control: (t) => Control.open(control, t)
+          control: (t) => Control.open(control, t),
+          beforeSpawn: ctx.beforeFirstSpawn
         })
         yield* log.flush
         if (result._tag !== "SpawnFailed") {

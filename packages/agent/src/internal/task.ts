@@ -62,6 +62,8 @@ export interface TaskContext {
    * the scope of the task; returns a directory to put first on the task's `PATH`, and variables
    * to add to its environment.
    */
+  /** Runs right before the task's process is started. */
+  readonly beforeSpawn?: Effect.Effect<void> | undefined
   readonly control?: ((task: Workers.WorkerPingTask) => Effect.Effect<
     { readonly bin: string; readonly env: Readonly<Record<string, string>> } | undefined,
     never,
@@ -218,6 +220,7 @@ export const runTask = (task: Workers.WorkerPingTask, ctx: TaskContext): Effect.
       if (!task.env_clear) env["PATH"] = `${control.bin}:${env["PATH"] ?? DEFAULT_PATH}`
     }
 
+    if (ctx.beforeSpawn !== undefined) yield* ctx.beforeSpawn
     // Its own process group (detached), so that cancelling it reaches every process it started.
     const ended = Deferred.unsafeMake<ProcessEnd>(FiberId.none)
     const start = Date.now()
