@@ -218,6 +218,17 @@ describe("PUT /ext/0/worker/job/{job}/upload/{commit}", () => {
       })
       assert.match(mismatch!, /SHA-256/)
 
+      // buildomat's chunk and commit, with the agent's digest (our addition): checked too.
+      const chunk = yield* agent.c.api.worker.chunk({ path: { job: id as any }, payload: new Uint8Array([7, 7, 7]) })
+      const legacy = (sha256: string, commit_id: string) =>
+        Effect.gen(function*() {
+          const add = { path: `/out/legacy-${commit_id}`, size: 3, chunks: [chunk.id], commit_id, sha256 }
+          for (;;) {
+            const r = yield* agent.c.api.worker.addOutput({ path: { job: id as any }, payload: add })
+            if (r.complete) return r.error ?? null
+          }
+        })
+      assert.match((yield* legacy("0".repeat(64), "01ARZ3NDEKTSV4RRFFQ69G5FAX"))!, /SHA-256/)
       yield* agent.c.api.worker.jobComplete({ path: { job: id as any }, payload: { failed: false } })
       const digests = yield* c.api.jobs.outputDigests({ path: { job: id as any } })
       assert.deepStrictEqual(digests.map((d) => [d.path, d.size, d.sha256]), [["/out/data.bin", data.length, sha]])

@@ -331,12 +331,15 @@ const make = Effect.gen(function*() {
           pendingBytes += chunk.length
           pos += chunk.length
           return pendingBytes >= 1024 * 1024 ? flushSlice() : undefined
-        }).pipe(Effect.ensuring(Effect.promise(() => Promise.all([...inFlight]))))
+        }).pipe(
+          Effect.ensuring(Effect.promise(() => Promise.all([...inFlight]))),
+          // A write that failed is the server's fault (500), and worth a retry; the part counts
+          // for nothing either way.
+          Effect.catchAll((e) => (failure !== undefined ? Effect.die(failure) : Effect.fail(e)))
+        )
         flushSlice()
         yield* Effect.promise(() => Promise.all([...inFlight]))
-        if (failure !== undefined) {
-          return yield* Effect.fail(new BadRequest({ message: `storing the part at ${offset} failed: ${String(failure)}` }))
-        }
+        if (failure !== undefined) return yield* Effect.die(failure)
         session.hash = hash
         session.received = pos
         return { offset: session.received }
@@ -422,6 +425,9 @@ const make = Effect.gen(function*() {
         onSome: (error) => ({ complete: true, error })
       })
     })
+
+  // Uploads in progress when the server stops are lost (their agents start them again).
+  yield* Effect.addFinalizer(() => Effect.forEach([...sessions], ([k, session]) => dropSession(k, session), { discard: true }))
 
   /** Forgets a completed job's commits and uploads, and removes its leftover chunks. */
   const forget = (job: string) =>
