@@ -129,19 +129,21 @@ describe("agent and server under faults (separate processes)", () => {
       const dir = yield* ServerProcess.testDir("faults-proxy-")
       yield* ServerProcess.reapUnder(dir)
       const port = yield* ServerProcess.freePort
-      // Every connection is cut: 80% after 0 to 512 KiB, the rest after 16 to 32 MiB (so that an
+      // Every connection is cut. One in three the moment the server starts answering (the request
+      // was handled, the answer is lost: the agent must resend without anything being stored
+      // twice); of the others, most after 0 to 256 KiB, the rest after 16 to 32 MiB (so that an
       // 8 MiB upload part can get through): in the middle of event batches, upload parts and
       // answers, or between requests. Seeded, so that a failure can be replayed.
       const random = TcpProxy.prng(4)
       const MiB = 1024 * 1024
-      const proxy = yield* TcpProxy.start({ host: "127.0.0.1", port }, () =>
-        random() < 0.8 ? Math.floor(random() * MiB / 2) : 16 * MiB + Math.floor(random() * 16 * MiB))
+      const proxy = yield* TcpProxy.start({ host: "127.0.0.1", port }, (n) =>
+        n % 3 === 1 ? "answer" : random() < 0.8 ? Math.floor(random() * MiB / 4) : 16 * MiB + Math.floor(random() * 16 * MiB))
       const server = yield* ServerProcess.start({ dir, port, adminToken: ADMIN, publicUrl: proxy.url })
       const { c } = yield* userClient(server.url)
       const { id } = yield* submit(c, true)
       yield* verify(c, id)
-      assert.isAbove(proxy.stats.cut, 10, JSON.stringify(proxy.stats))
-      assert.isAbove(proxy.stats.cutInAnswer, 0, JSON.stringify(proxy.stats))
+      assert.isAtLeast(proxy.stats.cut, 6, JSON.stringify(proxy.stats))
+      assert.isAtLeast(proxy.stats.cutInAnswer, 2, JSON.stringify(proxy.stats))
     }), { timeout: 180_000 })
 
   it.scopedLive("the server stalls (SIGSTOP): the task is not held up, events spool to disk, then all arrive", () =>

@@ -33,11 +33,12 @@ export const prng = (seed: number) => () => {
 
 /**
  * Starts the proxy for the scope. `cutAfter(n)` decides, for the n-th connection, after how many
- * bytes (both directions together) to cut it, or `undefined` to leave it alone.
+ * bytes (both directions together) to cut it, `"answer"` to cut it the moment the server starts
+ * answering (the request was handled, the answer is lost), or `undefined` to leave it alone.
  */
 export const start = (
   target: { readonly host: string; readonly port: number },
-  cutAfter: (connection: number) => number | undefined
+  cutAfter: (connection: number) => number | "answer" | undefined
 ): Effect.Effect<TcpProxy, never, Scope.Scope> =>
   Effect.gen(function*() {
     const stats: ProxyStats = { connections: 0, cut: 0, cutInAnswer: 0 }
@@ -52,7 +53,8 @@ export const start = (
         setTimeout(() => client.destroy(), 2000)
         return
       }
-      const limit = cutAfter(n)
+      const rule = cutAfter(n)
+      const limit = typeof rule === "number" ? rule : undefined
       let seen = 0
       let answered = false
       let dead = false
@@ -73,6 +75,11 @@ export const start = (
       const pass = (from: net.Socket, to: net.Socket, isAnswer: boolean) =>
         from.on("data", (data: Buffer) => {
           if (dead) return
+          if (rule === "answer" && isAnswer) {
+            answered = true
+            cut()
+            return
+          }
           if (limit !== undefined && seen + data.length > limit) {
             const keep = Math.max(0, limit - seen)
             if (keep > 0) to.write(data.subarray(0, keep))

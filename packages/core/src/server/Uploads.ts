@@ -274,11 +274,11 @@ const make = Effect.gen(function*() {
         )
       }
       // A part that arrives before the ones it follows (an agent sends a few at once) waits for
-      // them as long as they keep being stored (up to 5 s each), rather than being turned away
+      // them as long as they keep being stored (up to 2 s each), rather than being turned away
       // and sent again; if one of them fails, it is turned away at once.
       let seen = session.received
       while (offset > session.received && !session.closed) {
-        const woke = yield* Deferred.await(session.progress).pipe(Effect.timeoutOption("5 seconds"))
+        const woke = yield* Deferred.await(session.progress).pipe(Effect.timeoutOption("2 seconds"))
         if (Option.isNone(woke) || session.received === seen) break
         seen = session.received
       }
