@@ -147,7 +147,11 @@ const main = Effect.gen(function*() {
     cold.push((yield* dispatch).start)
   }
 
+  // Each part starts on a machine that has settled (writeback of the last part's files, GC).
+  const settle = Effect.sleep("2 seconds")
+
   // Log ingest.
+  if (ONLY.has("ingest")) yield* settle
   const script = `awk 'BEGIN { s = sprintf("%079d", 0); for (i = 0; i < ${LINES}; i++) print s }'`
   const ingest = !ONLY.has("ingest") ? undefined : yield* Effect.gen(function*() {
     const { id } = yield* submitJob(c, script)
@@ -176,6 +180,7 @@ const main = Effect.gen(function*() {
   })
 
   // Artefact upload.
+  if (ONLY.has("upload")) yield* settle
   const upload = !ONLY.has("upload") ? undefined : yield* Effect.gen(function*() {
     const size = UPLOAD_MIB * 1024 * 1024
     const expected = NodeCrypto.createHash("sha256").update(Buffer.alloc(size)).digest("hex")
