@@ -1,50 +1,56 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: measures the core server with the local provider and real agents, and writes
- * the figures as JSON to `bench-results/` (and prints them):
+ * `npm run bench`: measures the core server with the local provider and real agent processes (the
+ * built bundle), and writes the figures as JSON to `bench-results/` (and prints them). The server
+ * runs in this process; agents run in their own. The bench follows jobs by polling, not watching:
+ * an SSE consumer in the server's process would compete with it for the one event loop.
  *
- * - dispatch: for jobs with one trivial task, the time from submit to the task starting (a fresh
- *   worker boots for each job, as buildomat), and from assignment to the task starting (the
- *   agent picking up work from a worker that is already up);
- * - log ingest: one task printing 200,000 lines of 80 bytes: lines/s until every line is stored
- *   and readable through `GET /0/jobs/{job}/events`;
- * - warm pool: 100 trivial jobs (`BENCH_WARM_JOBS`) submitted at once to a server whose local
- *   provider keeps a warm pool (`BENCH_WARM_POOL` agents, at most `BENCH_WARM_LIMIT` at once),
- *   each job on a fresh worker: jobs/s from the first submit to the last completion, and the
- *   time from submit to complete (p50/p99, from the server's `times`); then jobs one at a time on
- *   an idle, full pool (`BENCH_WARM_SINGLE` runs): submit to complete.
+ * - dispatch, ready worker: the time from submitting a job to its first task running, when a
+ *   worker is already up and waiting. To have one, the bench submits a job and cancels it as soon
+ *   as the provider has started a worker for it (its scratch directory appears, long before its
+ *   agent can bootstrap): the worker boots, finds nothing to do, and waits in its long-poll. The
+ *   bench waits until that agent has bootstrapped (its log says so), then submits the measured job.
+ *   "task start" is the agent's `starting task 0` event, stamped just before it spawns bash;
+ *   "first output" is the first line the task printed, stamped when the agent read it. Both are
+ *   the agent's clock, the same clock as the bench's (one machine).
+ * - dispatch, cold worker: the same with no worker up (one boots for the job), for comparison.
+ * - log ingest: one task printing 200,000 lines of 80 bytes; lines/s from the task's start to the
+ *   server storing the last line (each event's server `time`), and, separately, the time to read
+ *   them all back through `GET /0/jobs/{job}/events`.
+ * - artefact upload: one 256 MiB output; MB/s from the agent's `uploading:` event to its
+ *   `uploaded:` event (parts sent, stored, committed with size and SHA-256 checked), the SHA-256
+ *   recorded compared with the expected one, and the server process's peak RSS during the upload
+ *   against its RSS before.
+ *
+ * Environment: `BENCH_DISPATCH_RUNS` (default 30), `BENCH_LINES` (200000), `BENCH_UPLOAD_MIB`
+ * (256).
  *
  * @since 0.1.0
  */
 import { Testing } from "@buildomat/core/server"
-import type { Client } from "@buildomat/core"
+import type { Client, Jobs } from "@buildomat/core"
 import { LocalProvider } from "@buildomat/provider-local"
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Logger, LogLevel } from "effect"
+import { Effect } from "effect"
+import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
-import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
 
 const repo = NodePath.resolve(NodePath.dirname(fileURLToPath(import.meta.url)), "../../..")
 const ADMIN = "bench-admin-token-0123456789"
 const DISPATCH_RUNS = Number(process.env["BENCH_DISPATCH_RUNS"] ?? 30)
 const LINES = Number(process.env["BENCH_LINES"] ?? 200_000)
-const WARM_JOBS = Number(process.env["BENCH_WARM_JOBS"] ?? 100)
-const WARM_LIMIT = Number(process.env["BENCH_WARM_LIMIT"] ?? 6)
-const WARM_POOL = Number(process.env["BENCH_WARM_POOL"] ?? WARM_LIMIT)
-const WARM_SINGLE = Number(process.env["BENCH_WARM_SINGLE"] ?? 20)
-const ONLY = process.env["BENCH_ONLY"] // "warm": only the warm pool section
-/** Extra node flags for the warm pool's agents (space-separated), to compare their cost. */
-const AGENT_NODE_FLAGS = (process.env["BENCH_AGENT_NODE_FLAGS"] ?? "").split(" ").filter((f) => f !== "")
-const agentBundle = () => createRequire(import.meta.url).resolve("@buildomat/agent/bundle")
+const UPLOAD_MIB = Number(process.env["BENCH_UPLOAD_MIB"] ?? 256)
+/** `BENCH_ONLY=dispatch,ingest,upload` runs only those parts. */
+const ONLY = new Set((process.env["BENCH_ONLY"] ?? "dispatch,ingest,upload").split(","))
 
 const percentile = (xs: ReadonlyArray<number>, p: number) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!
 }
-const summary = (xs: ReadonlyArray<number>) => ({
+const summary = (xs: ReadonlyArray<number>) => xs.length === 0 ? undefined : ({
   n: xs.length,
   p50_ms: percentile(xs, 50),
   p90_ms: percentile(xs, 90),
@@ -52,197 +58,179 @@ const summary = (xs: ReadonlyArray<number>) => ({
   max_ms: Math.max(...xs)
 })
 
-/**
- * CPU time used so far, in ms: by this process (the server), and by its children that have
- * exited (the agents and their tasks), from `/proc/self/stat` (Linux only; 0 elsewhere).
- */
-const cpu = () => {
-  const own = process.cpuUsage()
-  let children = 0
-  try {
-    const stat = NodeFs.readFileSync("/proc/self/stat", "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    children = ((Number(fields[13]) + Number(fields[14])) * 1000) / 100 // cutime + cstime, USER_HZ = 100
-  } catch {
-    // not Linux
-  }
-  return { server: (own.user + own.system) / 1000, children }
-}
+const submitJob = (c: Client.Client, script: string, rules: ReadonlyArray<string> = []) =>
+  c.api.jobs.submit({
+    payload: { name: "bench", target: "default", output_rules: rules, tasks: [{ name: "t", script, env_clear: false, env: {} }] }
+  })
 
-const machine = () => ({ cpus: NodeOs.cpus().length, memory_gib: Math.round(NodeOs.totalmem() / 2 ** 30), node: process.version })
-
-const run = (c: Client.Client, script: string) =>
+/** Polls until the job is complete or failed (every `every` ms). */
+const finish = (c: Client.Client, id: string, every = 5) =>
   Effect.gen(function*() {
-    const t0 = Date.now()
-    const { id } = yield* c.api.jobs.submit({
-      payload: { name: "bench", target: "default", output_rules: [], tasks: [{ name: "t", script, env_clear: false, env: {} }] }
-    })
-    // Poll rather than watch: an SSE consumer in this process would compete with the server
-    // for the one event loop and slow it down (the CLI watches from its own process).
-    let job = yield* c.api.jobs.get({ path: { job: id as any } })
+    let job: Jobs.Job = yield* c.api.jobs.get({ path: { job: id as any } })
     while (job.state !== "completed" && job.state !== "failed") {
-      yield* Effect.sleep("5 millis")
+      yield* Effect.sleep(every)
       job = yield* c.api.jobs.get({ path: { job: id as any } })
     }
-    const t1 = Date.now()
-    return { id, t0, t1, job }
+    return job
   })
-
-const trivial = (name: string) => ({
-  name,
-  target: "default",
-  output_rules: [],
-  tasks: [{ name: "t", script: "true", env_clear: false, env: {} }]
-})
-
-/**
- * The warm pool: a server whose local provider keeps `WARM_POOL` agents bootstrapped ahead of
- * jobs; `WARM_JOBS` trivial jobs at once, each on its own fresh worker; then single jobs on an
- * idle pool.
- */
-const warmPool = Effect.gen(function*() {
-  const dir = yield* Testing.tempDirectory("buildomat-bench-warm-")
-  const url = yield* Testing.serve(
-    { dataDir: NodePath.join(dir, "data"), adminToken: ADMIN },
-    LocalProvider.layer({
-      scratchRoot: NodePath.join(dir, "workers"),
-      limit: WARM_LIMIT,
-      killGraceMs: 1000,
-      targets: { default: { warm: WARM_POOL } },
-      ...(AGENT_NODE_FLAGS.length > 0 ? { agentCommand: [process.execPath, ...AGENT_NODE_FLAGS, agentBundle()] } : {})
-    })
-  )
-  const admin = yield* Testing.client(url, ADMIN)
-  const { c } = yield* Testing.userClient(url, ADMIN, "bench")
-  const spareReady = Effect.map(admin.api.admin.workersListOld({ urlParams: {} }), (r) =>
-    r.workers.filter((w) => !w.deleted && !w.recycle && w.bootstrap && w.jobs.length === 0 && w.hold == null).length)
-  const waitPool = Effect.gen(function*() {
-    const t = Date.now()
-    while ((yield* spareReady) < WARM_POOL) {
-      if (Date.now() - t > 120_000) return yield* Effect.dieMessage("the warm pool did not fill in 2 minutes")
-      yield* Effect.sleep("20 millis")
-    }
-    return Date.now() - t
-  })
-  const poolFillMs = yield* waitPool
-
-  // Burst: every job submitted at once.
-  const cpu0 = cpu()
-  const first = Date.now()
-  const ids: Array<string> = []
-  for (let i = 0; i < WARM_JOBS; i++) ids.push((yield* c.api.jobs.submit({ payload: trivial(`warm ${i}`) })).id)
-  const submitted = Date.now()
-  for (;;) {
-    const page = yield* c.api.jobs.list({ urlParams: { limit: 10_000 } })
-    const mine = page.items.filter((j) => ids.includes(j.id))
-    if (mine.every((j) => j.state === "completed" || j.state === "failed")) break
-    yield* Effect.sleep("25 millis")
-  }
-  const cpu1 = cpu()
-  const jobs = yield* Effect.forEach(ids, (id) => c.api.jobs.get({ path: { job: id as any } }))
-  const failed = jobs.filter((j) => j.state !== "completed")
-  if (failed.length > 0) return yield* Effect.dieMessage(`${failed.length} warm-pool jobs did not complete, e.g. ${failed[0]!.id}`)
-  const at = (j: (typeof jobs)[number], name: string) => Date.parse(j.times[name]!)
-  const lastComplete = Math.max(...jobs.map((j) => at(j, "complete")))
-  const workers = yield* Effect.forEach(ids, (id) =>
-    Effect.map(c.allEvents(id), (events) => /^job assigned to worker (\S+)/.exec(events[0]?.payload ?? "")?.[1]))
-  const distinct = new Set(workers.filter((w) => w !== undefined)).size
-  if (distinct !== WARM_JOBS) return yield* Effect.dieMessage(`${WARM_JOBS} jobs ran on only ${distinct} workers`)
-
-  // One at a time, each on an idle, full pool.
-  const single: Array<number> = []
-  for (let i = 0; i < WARM_SINGLE; i++) {
-    yield* waitPool
-    const { id } = yield* c.api.jobs.submit({ payload: trivial(`single ${i}`) })
-    let j = yield* c.api.jobs.get({ path: { job: id as any } })
-    while (j.state !== "completed" && j.state !== "failed") {
-      yield* Effect.sleep("5 millis")
-      j = yield* c.api.jobs.get({ path: { job: id as any } })
-    }
-    if (j.state !== "completed") return yield* Effect.dieMessage(`single job ${id} ${j.state}`)
-    single.push(Date.parse(j.times["complete"]!) - Date.parse(j.times["submit"]!))
-  }
-
-  return {
-    jobs: WARM_JOBS,
-    limit: WARM_LIMIT,
-    pool: WARM_POOL,
-    distinct_workers: distinct,
-    pool_fill_ms: poolFillMs,
-    submit_all_ms: submitted - first,
-    jobs_per_s: Math.round((WARM_JOBS / ((lastComplete - first) / 1000)) * 10) / 10,
-    wall_ms: lastComplete - first,
-    submit_to_complete: summary(jobs.map((j) => at(j, "complete") - at(j, "submit"))),
-    submit_to_assigned: summary(jobs.map((j) => at(j, "assigned") - at(j, "submit"))),
-    assigned_to_complete: summary(jobs.map((j) => at(j, "complete") - at(j, "assigned"))),
-    cpu_ms_per_job: {
-      server: Math.round((cpu1.server - cpu0.server) / WARM_JOBS),
-      agents_and_tasks: Math.round((cpu1.children - cpu0.children) / WARM_JOBS)
-    },
-    single_job_on_idle_pool_submit_to_complete: summary(single)
-  }
-}).pipe(Effect.scoped)
 
 const main = Effect.gen(function*() {
-  if (ONLY === "warm") {
-    const warm = yield* warmPool
-    const text = JSON.stringify({ date: new Date().toISOString(), machine: machine(), warm_pool: warm }, null, 2)
-    return process.stdout.write(`${text}\n`)
-  }
+  const loadAtStart = NodeOs.loadavg()[0]
   const dir = yield* Testing.tempDirectory("buildomat-bench-")
+  const scratch = NodePath.join(dir, "workers")
   const url = yield* Testing.serve(
     { dataDir: NodePath.join(dir, "data"), adminToken: ADMIN },
-    LocalProvider.layer({ scratchRoot: NodePath.join(dir, "workers"), limit: 2 })
+    LocalProvider.layer({ scratchRoot: scratch, limit: 2, ...(process.env["BENCH_AGENT_PROF"] ? { agentCommand: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_AGENT_PROF"]}`, NodePath.join(repo, "packages/agent/bundle/buildomat-agent.js")] } : {}) })
   )
   const { c } = yield* Testing.userClient(url, ADMIN, "bench")
 
-  // Dispatch.
-  const submitToStart: Array<number> = []
-  const assignedToStart: Array<number> = []
-  for (let i = 0; i < DISPATCH_RUNS; i++) {
-    const r = yield* run(c, "true")
-    const events = yield* c.allEvents(r.id)
+  const workerDirs = () => (NodeFs.existsSync(scratch) ? NodeFs.readdirSync(scratch) : [])
+  const until = (what: string, f: () => string | undefined) =>
+    Effect.gen(function*() {
+      const deadline = Date.now() + 30_000
+      for (;;) {
+        const r = f()
+        if (r !== undefined) return r
+        if (Date.now() > deadline) return yield* Effect.dieMessage(`${what} did not happen within 30 s`)
+        yield* Effect.sleep("5 millis")
+      }
+    })
+
+  /**
+   * A worker up and waiting: submit a job, and cancel it as soon as the provider starts a worker
+   * for it (long before its agent can bootstrap); then wait for that agent to say it bootstrapped.
+   */
+  const idleWorker = Effect.gen(function*() {
+    const before = new Set(workerDirs())
+    const prime = yield* submitJob(c, "true")
+    const w = yield* until("a worker start", () => workerDirs().find((d) => !before.has(d)))
+    yield* c.api.jobs.cancel({ path: { job: prime.id as any } })
+    const log = NodePath.join(scratch, w, "agent.log")
+    yield* until("the agent's bootstrap", () =>
+      NodeFs.existsSync(log) && NodeFs.readFileSync(log, "utf8").includes("bootstrapped as worker") ? w : undefined)
+    return w
+  })
+
+  /** One measured dispatch: submit, then the agent's task start and first output, relative to submit. */
+  const dispatch = Effect.gen(function*() {
+    const t0 = Date.now()
+    const { id } = yield* submitJob(c, "echo go")
+    const job = yield* finish(c, id, 20)
+    const events = yield* c.allEvents(id)
     const start = events.find((e) => e.stream === "task" && e.payload.startsWith("starting task 0"))
-    if (start === undefined || r.job.state !== "completed") return yield* Effect.dieMessage(`dispatch job ${r.id} ${r.job.state}`)
-    const started = Date.parse(start.time_remote ?? start.time)
-    submitToStart.push(started - r.t0)
-    assignedToStart.push(started - Date.parse(r.job.times["assigned"]!))
+    const out = events.find((e) => e.stream === "stdout")
+    if (start === undefined || out === undefined || job.state !== "completed") {
+      return yield* Effect.dieMessage(`dispatch job ${id} ${job.state}`)
+    }
+    return {
+      start: Date.parse(start.time_remote!) - t0,
+      output: Date.parse(out.time_remote!) - t0,
+      assigned: Date.parse(job.times["assigned"]!) - t0
+    }
+  })
+
+  // Dispatch to a ready worker: prime a worker with a job cancelled at once, wait until its
+  // agent has bootstrapped and waits, then submit the measured job.
+  const ready = { start: [] as Array<number>, output: [] as Array<number>, assigned: [] as Array<number> }
+  for (let i = 0; ONLY.has("dispatch") && i < DISPATCH_RUNS; i++) {
+    yield* idleWorker
+    yield* Effect.sleep("20 millis")
+    const r = yield* dispatch
+    ready.start.push(r.start)
+    ready.output.push(r.output)
+    ready.assigned.push(r.assigned)
+  }
+  // Cold: a worker boots for each job.
+  const cold: Array<number> = []
+  for (let i = 0; ONLY.has("dispatch") && i < Math.min(5, DISPATCH_RUNS); i++) {
+    yield* Effect.sleep("300 millis") // let the previous worker go
+    cold.push((yield* dispatch).start)
   }
 
-  // Log ingest.
-  const script = `awk 'BEGIN { s = sprintf("%079d", 0); for (i = 0; i < ${LINES}; i++) print s }'`
-  const r = yield* run(c, script)
-  const readStart = Date.now()
-  const events = yield* c.allEvents(r.id)
-  const readMs = Date.now() - readStart
-  const lines = events.filter((e) => e.stream === "stdout")
-  if (lines.length !== LINES) return yield* Effect.dieMessage(`expected ${LINES} lines, stored ${lines.length}`)
-  const start = events.find((e) => e.stream === "task" && e.payload.startsWith("starting task 0"))!
-  const firstLine = Date.parse(lines[0]!.time)
-  const lastLine = Date.parse(lines[lines.length - 1]!.time)
-  const taskStart = Date.parse(start.time_remote ?? start.time)
-  const visible = r.t1 - taskStart + readMs
+  // Each part starts on a machine that has settled (writeback of the last part's files, GC).
+  const settle = Effect.sleep("2 seconds")
 
-  const warm = yield* warmPool
+  // Log ingest.
+  if (ONLY.has("ingest")) yield* settle
+  const script = `awk 'BEGIN { s = sprintf("%079d", 0); for (i = 0; i < ${LINES}; i++) print s }'`
+  const ingest = !ONLY.has("ingest") ? undefined : yield* Effect.gen(function*() {
+    const { id } = yield* submitJob(c, script)
+    const job = yield* finish(c, id, 50)
+    const readStart = Date.now()
+    const events = yield* c.allEvents(id)
+    const readMs = Date.now() - readStart
+    const lines = events.filter((e) => e.stream === "stdout")
+    if (lines.length !== LINES || job.state !== "completed") {
+      return yield* Effect.dieMessage(`ingest: ${job.state}, expected ${LINES} lines, stored ${lines.length}`)
+    }
+    if (!lines.every((e, i) => i === 0 || e.seq === lines[i - 1]!.seq + 1)) return yield* Effect.dieMessage("ingest: gap")
+    const start = events.find((e) => e.stream === "task" && e.payload.startsWith("starting task 0"))!
+    const taskStart = Date.parse(start.time_remote!)
+    const lastStored = Date.parse(lines[lines.length - 1]!.time)
+    const lastProduced = Date.parse(lines[lines.length - 1]!.time_remote!)
+    return {
+      lines: LINES,
+      bytes_per_line: 80,
+      task_start_to_last_line_produced_ms: lastProduced - taskStart,
+      task_start_to_last_line_stored_ms: lastStored - taskStart,
+      end_to_end_lines_per_s: Math.round(LINES / ((lastStored - taskStart) / 1000)),
+      read_back_all_events_ms: readMs,
+      read_back_events_per_s: Math.round(events.length / (readMs / 1000))
+    }
+  })
+
+  // Artefact upload.
+  if (ONLY.has("upload")) yield* settle
+  const upload = !ONLY.has("upload") ? undefined : yield* Effect.gen(function*() {
+    const size = UPLOAD_MIB * 1024 * 1024
+    const expected = NodeCrypto.createHash("sha256").update(Buffer.alloc(size)).digest("hex")
+    const { id } = yield* submitJob(c, `mkdir -p out && head -c ${size} /dev/zero > out/big.bin`, ["/out/big.bin"])
+    // The server's memory while the job runs: sampled every 20 ms.
+    const before = process.memoryUsage.rss()
+    let peak = before
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20)
+    const job = yield* finish(c, id, 100).pipe(Effect.ensuring(Effect.sync(() => clearInterval(sampler))))
+    const events = yield* c.allEvents(id)
+    const t = (prefix: string) => {
+      const e = events.find((x) => x.stream === "worker" && x.payload.startsWith(prefix))
+      return e === undefined ? undefined : Date.parse(e.time_remote!)
+    }
+    const t1 = t("uploading: /out/big.bin")
+    const t2 = t("uploaded: /out/big.bin")
+    const digests = yield* c.api.jobs.outputDigests({ path: { job: id as any } })
+    if (job.state !== "completed" || t1 === undefined || t2 === undefined || digests[0]?.sha256 !== expected) {
+      return yield* Effect.dieMessage(`upload: ${job.state}, ${JSON.stringify(digests)}`)
+    }
+    return {
+      bytes: size,
+      upload_ms: t2 - t1,
+      mb_per_s: Math.round((size / 1e6) / ((t2 - t1) / 1000)),
+      mib_per_s: Math.round(UPLOAD_MIB / ((t2 - t1) / 1000)),
+      sha256_checked: true,
+      server_rss_before_mib: Math.round(before / 2 ** 20),
+      server_rss_peak_mib: Math.round(peak / 2 ** 20)
+    }
+  })
 
   const result = {
     date: new Date().toISOString(),
-    machine: machine(),
+    machine: {
+      cpus: NodeOs.cpus().length,
+      memory_gib: Math.round(NodeOs.totalmem() / 2 ** 30),
+      node: process.version,
+      // The machine may be shared: the figures are only as quiet as it was.
+      load_average_1m_at_start: loadAtStart,
+      load_average_1m_at_end: NodeOs.loadavg()[0]
+    },
     dispatch: {
-      runs: DISPATCH_RUNS,
-      submit_to_first_task_cold_worker: summary(submitToStart),
-      assigned_to_first_task_ready_worker: summary(assignedToStart)
+      method: "ready: a worker started for a job cancelled at once boots and waits in its long-poll; cold: a worker boots for the job",
+      submit_to_task_start_ready_worker: summary(ready.start),
+      submit_to_first_output_ready_worker: summary(ready.output),
+      submit_to_assigned_ready_worker: summary(ready.assigned),
+      submit_to_task_start_cold_worker: summary(cold)
     },
-    log_ingest: {
-      lines: LINES,
-      bytes_per_line: 80,
-      task_start_to_last_line_stored_ms: lastLine - taskStart,
-      stored_lines_per_s: Math.round(LINES / ((lastLine - Math.min(firstLine, taskStart)) / 1000)),
-      task_start_to_all_read_back_ms: visible,
-      end_to_end_lines_per_s: Math.round(LINES / (visible / 1000)),
-      read_back_ms: readMs
-    },
-    warm_pool: warm
+    log_ingest: ingest,
+    artefact_upload: upload
   }
   const out = NodePath.join(repo, "bench-results")
   NodeFs.mkdirSync(out, { recursive: true })
@@ -252,9 +240,4 @@ const main = Effect.gen(function*() {
   process.stdout.write(`${text}\n`)
 })
 
-main.pipe(
-  Effect.scoped,
-  // Per-agent info logs would compete with the server for the one event loop.
-  Logger.withMinimumLogLevel(LogLevel.Warning),
-  NodeRuntime.runMain
-)
+main.pipe(Effect.scoped, NodeRuntime.runMain)

@@ -217,4 +217,35 @@ describe("end to end with real agents", () => {
       )
       assert.isTrue(NodeFs.existsSync(NodePath.join(dir, "data", "objects", "job", "2", `${id}.tlvc`)))
     }))
+
+  it.scopedLive("a provider destroying a busy worker (SIGTERM to the agent's group) leaves no task process behind", () =>
+    Effect.gen(function*() {
+      const dir = yield* Testing.tempDirectory()
+      let root = ""
+      let pids: Array<number> = []
+      yield* Effect.scoped(Effect.gen(function*() {
+        const url = yield* start(dir)
+        const { c } = yield* Testing.userClient(url, ADMIN, "erin")
+        const { id } = yield* c.api.jobs.submit({
+          payload: {
+            name: "busy",
+            target: "default",
+            output_rules: [],
+            tasks: [task("sleep", "echo $$ > pid\n(trap '' TERM; exec sleep 300) &\necho $! > child\necho started\nwait")]
+          }
+        })
+        yield* c.watch(id, { minseq: 1 }).pipe(
+          Stream.takeUntil((m) => m._tag === "event" && m.event.payload === "started"),
+          Stream.runDrain,
+          Effect.timeout("30 seconds")
+        )
+        const workers = NodeFs.readdirSync(NodePath.join(dir, "workers"))
+        root = NodePath.join(dir, "workers", workers[0]!, "root")
+        pids = ["pid", "child"].map((f) => Number(NodeFs.readFileSync(NodePath.join(root, f), "utf8")))
+        assert.isTrue(pids.every(pidAlive))
+        // Closing the scope stops the server; its provider destroys the worker, job running.
+      }))
+      for (let i = 0; i < 100 && pids.some(pidAlive); i++) yield* Effect.sleep("50 millis")
+      assert.deepStrictEqual(pids.map(pidAlive), [false, false])
+    }))
 })

@@ -5,14 +5,20 @@
  *
  * @since 0.1.0
  */
-import { Client, Ids } from "@buildomat/core"
-import type { Workers } from "@buildomat/core"
+import { Client, Ids, Workers } from "@buildomat/core"
 import type { HttpClient } from "@effect/platform"
-import { Data, Duration, Effect, Schema } from "effect"
+import { HttpClientRequest } from "@effect/platform"
+import { Data, Effect, Schema } from "effect"
+import * as fs from "node:fs"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as Diagnostics from "./internal/diagnostics.js"
+import * as EventLog from "./internal/events.js"
 import { runJob } from "./internal/job.js"
+import * as Processes from "./internal/processes.js"
 import { describe, retrying } from "./internal/retry.js"
 import * as State from "./internal/state.js"
+import * as Wire from "./internal/wire.js"
 
 /**
  * Where an agent keeps its state when it runs as root and none is given, as buildomat does.
@@ -28,14 +34,21 @@ export const DEFAULT_STATE_DIR = "/opt/buildomat/etc"
  * - `url`: the core server, e.g. `http://10.0.0.1:9979`.
  * - `bootstrap`: the single-use bootstrap value the worker provider handed this machine.
  * - `stateDir`: where `agent.json` (URL, bootstrap value, and the worker token this agent chose;
- *   mode 0600) and `job.json` (the job once adopted) live. buildomat uses `/opt/buildomat/etc`.
+ *   mode 0600), `job.json` (the job once adopted) and `spool/` (job events waiting for a slow or
+ *   absent server) live. buildomat uses `/opt/buildomat/etc`.
  * - `root`: the real directory the job's `/` maps to; defaults to `/`. With another root, every
  *   job-visible path (task `workdir`, output rules, `/input`) is taken under it, tasks get
  *   `HOME=<root>/home` and `BUILDOMAT_ROOT=<root>`, and outputs are still reported by their
  *   job-visible path. The local provider uses this to run jobs in scratch directories.
- * - `pingInterval`: how often to ping while idle; defaults to 250 ms (buildomat: 1 s).
- * - `busyPingInterval`: how often to ping while a job runs, to stay known as alive and to hear
- *   of a power-off; defaults to 5 s (as buildomat).
+ * - `waitMillis`: how long each long-poll of `GET /ext/0/worker/ping` may be held by the server,
+ *   in ms; default 30,000. The server answers at once when a job is assigned or the worker is
+ *   told to power off, so this bounds only how often an idle agent calls.
+ * - `killGraceMillis`: when a task is cancelled (or the agent stops), the time between SIGTERM
+ *   and SIGKILL to its process group, in ms; default 1,000.
+ * - `bmatCommand`: the argv that runs this agent's bundle, which tasks run as `bmat`; by default
+ *   the bundle this process runs from, or the package's built bundle. Without one, tasks have no
+ *   `bmat`.
+ * - `events`: tuning of event batches and the spool (see `EventOptions`); the defaults suit.
  *
  * @since 0.1.0
  * @category models
@@ -45,8 +58,37 @@ export interface Config {
   readonly bootstrap: string
   readonly stateDir: string
   readonly root?: string | undefined
-  readonly pingInterval?: Duration.DurationInput | undefined
-  readonly busyPingInterval?: Duration.DurationInput | undefined
+  readonly waitMillis?: number | undefined
+  readonly killGraceMillis?: number | undefined
+  readonly bmatCommand?: ReadonlyArray<string> | undefined
+  readonly events?: EventOptions | undefined
+}
+
+/**
+ * How job events are batched and spooled. Output lines are appended without waiting, as runs;
+ * one batch at a time goes to `POST /ext/0/worker/job/{job}/append`, numbered so that a resent
+ * batch is stored once.
+ *
+ * - `minBatchLines`: send as soon as this many lines wait (default 100);
+ * - `windowMillis`: or once the oldest waiting line is this old, in ms (default 50);
+ * - `maxBatchLines`, `maxBatchBytes`: the most in one batch (default 20,000 lines, 4 MiB); while a
+ *   batch is in flight the next one grows up to these;
+ * - `memoryBytes`: pending lines kept in memory before the rest is spooled to
+ *   `<stateDir>/spool/` (default 8 MiB). Memory for events stays within `memoryBytes` plus one
+ *   batch;
+ * - `maxSpoolBytes`: past this much spooled, the task's output pipes are no longer read (the task
+ *   blocks on its writes) until the spool is down to half (default 1 GiB).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EventOptions {
+  readonly minBatchLines?: number | undefined
+  readonly windowMillis?: number | undefined
+  readonly maxBatchLines?: number | undefined
+  readonly maxBatchBytes?: number | undefined
+  readonly memoryBytes?: number | undefined
+  readonly maxSpoolBytes?: number | undefined
 }
 
 /**
@@ -62,39 +104,73 @@ export class AgentError extends Data.TaggedError("AgentError")<{
 }> {}
 
 const decodeJobId = Schema.decodeUnknown(Ids.JobId)
+const decodeMetadata = Schema.decodeUnknownOption(Workers.FactoryMetadata)
 
 /**
- * Runs the agent's whole life cycle, following buildomat §3.2–3.7:
+ * The argv that runs the agent bundle: this process's script if it is the bundle, else the
+ * package's built bundle if it exists.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultBmatCommand = (): ReadonlyArray<string> | undefined => {
+  const script = process.argv[1]
+  if (script !== undefined && /buildomat-agent(\.js)?$/.test(script)) return [process.execPath, path.resolve(script)]
+  try {
+    const here = fileURLToPath(import.meta.url)
+    if (/buildomat-agent\.js$/.test(here)) return [process.execPath, here]
+    const bundle = path.resolve(path.dirname(here), "../bundle/buildomat-agent.js")
+    const fromSrc = path.resolve(path.dirname(here), "../../bundle/buildomat-agent.js")
+    for (const b of [bundle, fromSrc]) if (fs.existsSync(b)) return [process.execPath, b]
+  } catch {
+    // not a file URL
+  }
+  return undefined
+}
+
+/**
+ * Runs the agent's whole life cycle, following buildomat §3.2–3.9:
  *
  * 1. Load `agent.json` from the state directory, or create it with a fresh token (64 random
  *    alphanumerics).
- * 2. Bootstrap: `POST /0/worker/bootstrap {bootstrap, token}` until it succeeds, backing off
- *    up to about 1 s between attempts; a 401 is retried too, since the provider may not have
- *    associated the worker yet.
+ * 2. Bootstrap: `POST /0/worker/bootstrap {bootstrap, token}` until it succeeds (a 401 is
+ *    retried too: the provider may not have associated the worker yet).
  * 3. If `job.json` exists, this agent already adopted a job before a restart: report
- *    `POST /0/worker/fail` ("agent restarted during a job") and only ping from then on, so a
- *    job never runs twice.
- * 4. Ping `GET /0/worker/ping` every `pingInterval` until a job arrives, then record it in
- *    `job.json` (created exclusively, fsync'd) and run it: each task as `/bin/bash <script>`
- *    until one fails, every output line sent as an event, the files matching the output rules
- *    uploaded in chunks and committed, then `POST /0/worker/job/{job}/complete {failed}`.
- * 5. Ping until the server says `poweroff`; the provider then destroys the machine.
+ *    `POST /0/worker/fail` ("agent restarted during a job") and only wait for power-off from then
+ *    on, so a job never runs twice.
+ * 4. Wait for work with the long-poll `GET /ext/0/worker/ping`, which the server answers the
+ *    moment it assigns a job. Factory metadata in the answer is applied once: root's authorized
+ *    keys and password hash; a pre-job diagnostic script is run first (a fault fails the worker);
+ *    a post-job one is announced (`POST /0/worker/diagnostics/enable`).
+ * 5. Adopt the job (`job.json`, created exclusively and fsync'd, before anything runs) and run
+ *    it: inputs, each task as `/bin/bash <script>` in its own process group until one fails,
+ *    every output line sent as numbered batches that the server stores exactly once, the files
+ *    matching the output rules uploaded and checked (size, SHA-256), then
+ *    `POST /0/worker/job/{job}/complete {failed}`. Meanwhile a long-poll with the job's id waits
+ *    for power-off (the job cancelled, `max_runtime` exceeded): the task's process group is then
+ *    killed (SIGTERM, `killGraceMillis`, SIGKILL) and the agent stops.
+ * 6. Run the post-job diagnostic script, if any, and report it
+ *    (`POST /0/worker/diagnostics/complete {hold: failed}`).
+ * 7. Wait for power-off; the provider then destroys the machine.
  *
  * Every HTTP call retries transport errors, timeouts, 5xx and 429 forever with jittered
- * exponential backoff (capped near 1 s), so the agent rides out a server restart. `poweroff`
- * at any time, even mid-job, ends the life cycle: the effect succeeds, and a running task is
- * killed. Fails only with `AgentError`, when the state directory is unusable.
+ * exponential backoff (capped near 1 s), so the agent rides out a server restart, dropped
+ * connections and a server away for minutes; events wait in memory, then on disk. `poweroff`
+ * ends the life cycle: the effect succeeds. No process the agent started outlives it. Fails only
+ * with `AgentError`, when the state directory is unusable.
  *
  * @since 0.1.0
  * @category running
  */
 export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.HttpClient> =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const root = path.resolve(config.root ?? "/")
-    const idleEvery = config.pingInterval ?? "250 millis"
-    const busyEvery = config.busyPingInterval ?? "5 seconds"
+    const waitMs = config.waitMillis ?? 30_000
+    const grace = config.killGraceMillis ?? 1_000
+    const bmatCommand = config.bmatCommand ?? defaultBmatCommand()
     const state = yield* State.loadOrCreate(config.stateDir, config.url, config.bootstrap)
-    const { api } = yield* Client.make({ url: config.url, token: state.token })
+    const { api, http } = yield* Client.make({ url: config.url, token: state.token })
+    const processes = yield* Processes.make(grace)
 
     const worker = yield* retrying(
       "bootstrap",
@@ -103,10 +179,18 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
     ).pipe(Effect.orDie)
     yield* Effect.logInfo(`bootstrapped as worker ${worker.id}`)
 
-    // A refusal is not worth dying for: the server may come round, or the worker be deleted.
-    const ping = retrying("ping", api.worker.ping(), { retryAll: true }).pipe(Effect.orDie)
+    // The long-poll. A refusal is not worth dying for: the server may come round.
+    const ping = (job: string | undefined) =>
+      retrying(
+        "ping",
+        api.workerExt.ping({ urlParams: { wait_ms: waitMs, ...(job === undefined ? {} : { job }) } }),
+        { retryAll: true, timeout: waitMs + 30_000 }
+      ).pipe(Effect.orDie)
     const untilPoweroff = Effect.gen(function*() {
-      while (!(yield* ping).poweroff) yield* Effect.sleep(idleEvery)
+      while (!(yield* ping(undefined)).poweroff) {
+        // Nothing to wait for but power-off: a held worker answers at once with no job.
+        yield* Effect.sleep("1 second")
+      }
       yield* Effect.logInfo("the server asked for power-off")
     })
     const fail = (reason: string) =>
@@ -120,16 +204,41 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
       return yield* untilPoweroff
     }
 
+    // Worker events (diagnostic output), buildomat's POST /0/worker/append.
+    const workerLog = yield* EventLog.make((batch) =>
+      retrying(
+        "worker append",
+        Wire.text(
+          http,
+          HttpClientRequest.post("/0/worker/append").pipe(
+            HttpClientRequest.bodyText(
+              JSON.stringify(batch.runs.flatMap((r) => r.payloads.map((payload) => ({ stream: r.stream, time: r.time, payload })))),
+              "application/json"
+            )
+          )
+        )
+      ).pipe(Effect.as("sent" as const), Effect.orElseSucceed(() => "dropped" as const))
+    )
+    const diagnostics = Diagnostics.make({ api, root, processes, log: workerLog })
+
     let job: Workers.WorkerPingJob | undefined
+    let durable: Effect.Effect<void, State.StateError> = Effect.void
     for (;;) {
-      const result = yield* ping
+      const result = yield* ping(undefined)
       if (result.poweroff) return yield* Effect.logInfo("the server asked for power-off")
+      const metadata = decodeMetadata(result.factory_metadata)
+      if (metadata._tag === "Some") {
+        const ok = yield* diagnostics.apply(metadata.value)
+        if (!ok) {
+          yield* fail("pre-job diagnostics reported a fault")
+          return yield* untilPoweroff
+        }
+      }
       if (result.job !== undefined && result.job !== null) {
         job = result.job
-        yield* State.adoptJob(config.stateDir, result)
+        durable = yield* State.adoptJob(config.stateDir, result)
         break
       }
-      yield* Effect.sleep(idleEvery)
     }
 
     const jobId = yield* decodeJobId(job.id).pipe(Effect.either)
@@ -140,22 +249,37 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
     }
 
     yield* Effect.logInfo(`running job ${jobId.right} (${JSON.stringify(job.name)}), ${job.tasks.length} tasks`)
-    // Keep pinging while busy: the server fails workers that fall silent, and a power-off
-    // (the job cancelled, the worker recycled) must stop the job.
+    // While the job runs, a long-poll with its id waits for power-off (the job cancelled, the
+    // worker recycled): the job is then interrupted, which kills its process groups.
     const watch = Effect.gen(function*() {
-      do yield* Effect.sleep(busyEvery)
-      while (!(yield* ping).poweroff)
+      // Not at once: the first milliseconds belong to starting the first task.
+      yield* Effect.sleep("200 millis")
+      for (;;) {
+        const r = yield* ping(jobId.right)
+        if (r.poweroff) return "poweroff" as const
+        if (r.job?.id !== jobId.right) return "taken" as const
+      }
     })
     const outcome = yield* Effect.race(
-      runJob(job, jobId.right, { api, root }).pipe(
-        Effect.map((r) => (r.failed ? "failed" : "completed"))
-      ),
-      watch.pipe(Effect.as("poweroff" as const))
+      runJob(job, jobId.right, {
+        api,
+        http,
+        root,
+        stateDir: config.stateDir,
+        processes,
+        bmatCommand,
+        events: config.events,
+        // The restart guard must be on disk before anything of the job runs.
+        beforeFirstSpawn: durable.pipe(Effect.orDie)
+      }).pipe(Effect.map((r) => (r.failed ? "failed" : "completed"))),
+      watch
     )
     if (outcome === "poweroff") return yield* Effect.logInfo("the server asked for power-off during the job")
-    yield* Effect.logInfo(`job ${jobId.right} ${outcome}`)
+    if (outcome === "taken") yield* Effect.logWarning("the server no longer assigns the job to this worker; stopped it")
+    else yield* Effect.logInfo(`job ${jobId.right} ${outcome}`)
+    yield* diagnostics.afterJob(outcome === "failed")
     yield* untilPoweroff
-  }).pipe(
+  })).pipe(
     Effect.catchTag("StateError", (e) => new AgentError({ message: e.message, cause: e.cause })),
     Effect.annotateLogs("component", "buildomat-agent")
   )

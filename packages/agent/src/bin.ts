@@ -2,8 +2,13 @@
 /**
  * `buildomat-agent run --url URL --bootstrap VALUE [--state-dir DIR] [--root DIR]`: the agent
  * as a command. Options may also come from the environment: `BUILDOMAT_URL`,
- * `BUILDOMAT_BOOTSTRAP`, `BUILDOMAT_AGENT_STATE`, `BUILDOMAT_AGENT_ROOT`. Exits 0 once the server
- * asks for power-off, 1 if the agent cannot go on, 2 on a usage error.
+ * `BUILDOMAT_BOOTSTRAP`, `BUILDOMAT_AGENT_STATE`, `BUILDOMAT_AGENT_ROOT`,
+ * `BUILDOMAT_AGENT_KILL_GRACE_MS`, and `BUILDOMAT_AGENT_EVENT_MEMORY` (bytes of pending events kept
+ * in memory before spooling to disk). Exits 0 once the server asks for power-off, 1 if the agent
+ * cannot go on, 2 on a usage error.
+ *
+ * Invoked as `bmat` (by that basename, or as `buildomat-agent bmat ...`), it is the control
+ * command of a running task instead (see `internal/bmat.ts`).
  *
  * @since 0.1.0
  */
@@ -11,8 +16,10 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer, Logger } from "effect"
+import * as path from "node:path"
 import { parseArgs } from "node:util"
 import * as Agent from "./Agent.js"
+import * as Bmat from "./internal/bmat.js"
 
 const USAGE = `Usage: buildomat-agent run --url URL --bootstrap VALUE [--state-dir DIR] [--root DIR]
 
@@ -25,7 +32,11 @@ Options:
   --state-dir DIR    where agent.json and job.json live (env BUILDOMAT_AGENT_STATE);
                      default ${Agent.DEFAULT_STATE_DIR} when run as root, otherwise required
   --root DIR         the directory the job's "/" maps to (env BUILDOMAT_AGENT_ROOT); default /
+  --kill-grace-ms N  SIGTERM to SIGKILL, when a task is cancelled (env BUILDOMAT_AGENT_KILL_GRACE_MS);
+                     default 1000
   -h, --help         show this help
+
+Run as "bmat" (or "buildomat-agent bmat ..."), it is a task's control command: "bmat --help".
 `
 
 const usageError = (message: string): never => {
@@ -45,6 +56,7 @@ const parse = (argv: ReadonlyArray<string>): Agent.Config => {
         bootstrap: { type: "string" },
         "state-dir": { type: "string" },
         root: { type: "string" },
+        "kill-grace-ms": { type: "string" },
         help: { type: "boolean", short: "h" }
       }
     })
@@ -79,15 +91,41 @@ const parse = (argv: ReadonlyArray<string>): Agent.Config => {
   if (stateDir === undefined) {
     return usageError("--state-dir (or BUILDOMAT_AGENT_STATE) is required when not running as root")
   }
-  return { url, bootstrap, stateDir, root }
+  const number = (name: string, v: string | undefined) => {
+    if (v === undefined) return undefined
+    const n = Number(v)
+    if (!Number.isSafeInteger(n) || n < 0) return usageError(`${name} must be a non-negative integer, got ${JSON.stringify(v)}`)
+    return n
+  }
+  const killGraceMillis = number("--kill-grace-ms", nonEmpty(values["kill-grace-ms"]) ?? nonEmpty(env["BUILDOMAT_AGENT_KILL_GRACE_MS"]))
+  const memoryBytes = number("BUILDOMAT_AGENT_EVENT_MEMORY", nonEmpty(env["BUILDOMAT_AGENT_EVENT_MEMORY"]))
+  return {
+    url,
+    bootstrap,
+    stateDir,
+    root,
+    killGraceMillis,
+    ...(memoryBytes === undefined ? {} : { events: { memoryBytes } })
+  }
 }
 
-const config = parse(process.argv.slice(2))
+const argv = process.argv.slice(2)
+if (path.basename(process.argv[1] ?? "") === "bmat" || argv[0] === "bmat") {
+  void Bmat.main(argv[0] === "bmat" ? argv.slice(1) : argv).then(
+    () => process.exit(0),
+    (e) => {
+      process.stderr.write(`bmat: ${e instanceof Error ? e.message : String(e)}\n`)
+      process.exit(1)
+    }
+  )
+} else {
+  const config = parse(argv)
 
-// Structured logs when a machine reads them, readable ones on a terminal.
-const LoggerLive = process.stdout.isTTY ? Logger.pretty : Logger.json
+  // Structured logs when a machine reads them, readable ones on a terminal.
+  const LoggerLive = process.stdout.isTTY ? Logger.pretty : Logger.json
 
-Agent.run(config).pipe(
-  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LoggerLive)),
-  NodeRuntime.runMain({ disablePrettyLogger: true })
-)
+  Agent.run(config).pipe(
+    Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LoggerLive)),
+    NodeRuntime.runMain({ disablePrettyLogger: true })
+  )
+}

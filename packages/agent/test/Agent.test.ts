@@ -4,11 +4,14 @@
  * each worker the server asks for; what is asserted is what a user sees through the API.
  */
 import type { WorkerProvider } from "@buildomat/core"
-import { Testing } from "@buildomat/core/server"
+import { Database, Testing } from "@buildomat/core/server"
+import { SqlClient } from "@effect/sql"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Logger, LogLevel, Queue, Schedule } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Logger, LogLevel, Queue, Schedule } from "effect"
 import * as Crypto from "node:crypto"
+import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Agent from "../src/Agent.js"
@@ -44,8 +47,7 @@ const inProcess = (url: () => string | undefined = () => undefined) =>
       bootstrap: request.bootstrap,
       stateDir,
       root,
-      pingInterval: "20 millis",
-      busyPingInterval: "100 millis"
+      waitMillis: 5_000
     }).pipe(
       Effect.provide(NodeHttpClient.layerUndici),
       Logger.withMinimumLogLevel(LogLevel.None),
@@ -68,7 +70,7 @@ const shape = (events: ReadonlyArray<{ task?: number | null | undefined; stream:
   events.map((e) => [e.task ?? null, e.stream, e.payload.replace(/duration \d+ ms/, "duration N ms")])
 
 describe("Agent.run against the real server", () => {
-  it.scopedLive("runs the job: tasks until the first failure, every line, outputs in chunks, completion", () =>
+  it.scopedLive("runs the job: tasks until the first failure, every line, outputs in parts, completion", () =>
     Effect.gen(function*() {
       let proxy: Proxy | undefined
       const server = yield* startServer({
@@ -80,11 +82,12 @@ describe("Agent.run against the real server", () => {
           () => statuses(proxy!, /^\/0\/worker\/bootstrap$/).includes(401)
         )
       })
-      // The server hiccups on appends: a 500, then a cut connection. Each batch is sent again.
-      proxy = yield* startProxy(server.url, { appendFaults: [500, "drop", 503] })
+      // The server hiccups on appends: a 500, a cut connection, a 503, and an answer lost after
+      // the server stored the batch. Each batch is sent again; the server stores it once.
+      proxy = yield* startProxy(server.url, { appendFaults: [500, "drop", 503, "lose-answer"] })
       const { c } = yield* Testing.userClient(server.url, ADMIN, "alice")
 
-      const big = 6 * 1024 * 1024 + 5 // two chunks of 5 MiB at most
+      const big = 6 * 1024 * 1024 + 5 // one part
       const { id } = yield* c.api.jobs.submit({
         payload: jobSubmit([
           {
@@ -126,9 +129,9 @@ describe("Agent.run against the real server", () => {
       yield* Effect.promise(() => fs.access(path.join(agent.stateDir, "job.json")))
 
       // Every event once, in order, despite the failed appends.
-      const appends = statuses(proxy, /^\/1\/worker\/job\/[^/]+\/append$/)
-      assert.deepStrictEqual(appends.slice(0, 3), [500, "dropped", 503])
-      assert.isTrue(appends.slice(3).every((s) => s === 204), JSON.stringify(appends))
+      const appends = statuses(proxy, /^\/ext\/0\/worker\/job\/[^/]+\/append$/)
+      assert.deepStrictEqual(appends.slice(0, 4), [500, "dropped", 503, "lost"])
+      assert.isTrue(appends.slice(4).every((s) => s === 200), JSON.stringify(appends))
       const events = yield* allEvents(c, id)
       assert.deepStrictEqual(events.map((e) => e.seq), events.map((_, i) => i + 1))
       assert.match(events[0]!.payload, new RegExp(`^job assigned to worker ${agent.request.worker} \\[factory test, test-`))
@@ -152,9 +155,9 @@ describe("Agent.run against the real server", () => {
       const remote = events.slice(1, -1).map((e) => Date.parse(e.time_remote!))
       assert.deepStrictEqual(remote, [...remote].sort((a, b) => a - b))
 
-      // Outputs: in chunks of at most 5 MiB, stored with their size and SHA-256.
-      const chunks = proxy.log.filter((e) => /^\/0\/worker\/job\/[^/]+\/chunk$/.test(e.path))
-      assert.deepStrictEqual(chunks.map((e) => [e.size, e.status]), [[6, 201], [5 * 1024 * 1024, 201], [big - 5 * 1024 * 1024, 201]])
+      // Outputs: in parts of at most 8 MiB, stored with their size and SHA-256.
+      const parts = proxy.log.filter((e) => e.method === "PUT" && /^\/ext\/0\/worker\/job\/[^/]+\/upload\//.test(e.path))
+      assert.deepStrictEqual(parts.map((e) => [e.size, e.status]), [[6, 200], [big, 200]])
       const digests = yield* c.api.jobs.outputDigests({ path: { job: jobId(id) } })
       assert.deepStrictEqual(digests.map((o) => [o.path, o.size, o.sha256]), [
         ["/work/out/a.txt", 6, sha256("hello\n")],
@@ -224,7 +227,7 @@ describe("Agent.run against the real server", () => {
       const server = yield* startServer({ launch: inProcess(() => proxy?.url) })
       proxy = yield* startProxy(server.url, {
         gate: (method, p) =>
-          method === "GET" && p === "/0/worker/ping" && pings++ === 0
+          method === "GET" && p.startsWith("/ext/0/worker/ping") && pings++ === 0
             ? Effect.runPromise(Deferred.await(release))
             : undefined
       })
@@ -254,4 +257,171 @@ describe("Agent.run against the real server", () => {
       yield* destroyedCount(server)
       assert.isFalse(server.destroyed[0]!.killed)
     }))
+
+  it.scopedLive("cancelled mid-task: the agent kills the task's whole process group itself and powers off", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ launch: inProcess() })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "gina")
+      const { id } = yield* c.api.jobs.submit({
+        payload: jobSubmit([{
+          name: "stubborn",
+          // Ignores SIGTERM, and so does its background child: only SIGKILL ends them.
+          script: "trap '' TERM\n(trap '' TERM; exec sleep 300) &\necho $! > bg\necho $$ > pid\necho started\nwait",
+          workdir: "/work"
+        }])
+      })
+      const agent = yield* Queue.take(server.launched)
+      yield* waitUntil("the task to start", () => fsSync.existsSync(path.join(agent.root, "work/pid")))
+      yield* Effect.sleep("100 millis")
+      const pids = ["pid", "bg"].map((f) => Number(fsSync.readFileSync(path.join(agent.root, "work", f), "utf8")))
+      assert.deepStrictEqual(pids.map(alive), [true, true])
+      yield* c.api.jobs.cancel({ path: { job: jobId(id) } })
+      // The agent hears of the power-off at once (its long-poll), kills the group, and stops.
+      assert.isTrue(Exit.isSuccess(yield* agentEnd(agent)))
+      assert.deepStrictEqual(pids.map(alive), [false, false], "no process left behind")
+      const job = yield* finish(c, id)
+      assert.strictEqual(job.state, "failed")
+      assert.isTrue(job.cancelled)
+      yield* destroyedCount(server)
+      assert.isFalse(server.destroyed[0]!.killed, "the agent stopped by itself")
+    }))
+
+  it.scopedLive("bmat: the job store, an output outside the rules, a background process with its output", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ launch: inProcess() })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "hana")
+      const { id } = yield* c.api.jobs.submit({
+        payload: jobSubmit([
+          {
+            name: "put",
+            script: [
+              "set -e",
+              "bmat store put GREETING hello",
+              "printf 's3cret\\n' | bmat store put -s TOKEN",
+              "bmat process start ticker bash -c 'echo $$ > ticker.pid; for i in 1 2 3; do echo tick $i; done; echo oops >&2; exec sleep 300'",
+              "while [ ! -s ticker.pid ]; do sleep 0.05; done",
+              "sleep 0.3",
+              "echo extra artefact > extra.txt",
+              "bmat add output \"$PWD/extra.txt\"",
+              "if bmat add output /etc/hostname 2>err.txt; then echo escaped; else echo refused; fi"
+            ].join("\n"),
+            workdir: "/work"
+          },
+          {
+            name: "get",
+            script: [
+              "bmat store get GREETING",
+              "bmat store get -W TOKEN",
+              "bmat store get -W MISSING 2>/dev/null || echo no MISSING",
+              "bmat frobnicate 2>/dev/null; echo usage exit $?"
+            ].join("\n"),
+            workdir: "/work"
+          }
+        ])
+      })
+      const agent = yield* Queue.take(server.launched)
+      const job = yield* finish(c, id)
+      const events = yield* allEvents(c, id)
+      const problems = events.filter((e) => e.stream === "worker").map((e) => e.payload).join("\n")
+      assert.strictEqual(job.state, "completed", problems)
+      const on = (stream: string, task: number) =>
+        events.filter((e) => e.stream === stream && e.task === task).map((e) => e.payload)
+      assert.deepStrictEqual(on("stdout", 0).filter((l) => !l.startsWith("/work")), ["refused"])
+      assert.match(on("stdout", 0)[0]!, /^\/work\/extra\.txt 15 [0-9a-f]{64}$/)
+      assert.deepStrictEqual(on("bg.ticker.stdout", 0), ["tick 1", "tick 2", "tick 3"])
+      assert.deepStrictEqual(on("bg.ticker.stderr", 0), ["oops"])
+      assert.match(on("bg.ticker", 0).join("\n"), /started process ticker[\s\S]*process exited: .*signal SIGTERM/)
+      assert.deepStrictEqual(on("stdout", 1), ["hello", "s3cret", "no MISSING", "usage exit 2"])
+      // The background process ended with its task.
+      const ticker = Number(fsSync.readFileSync(path.join(agent.root, "work/ticker.pid"), "utf8"))
+      assert.isFalse(alive(ticker))
+      const digests = yield* c.api.jobs.outputDigests({ path: { job: jobId(id) } })
+      assert.deepStrictEqual(digests.map((d) => [d.path, d.size, d.sha256]), [["/work/extra.txt", 15, sha256("extra artefact\n")]])
+    }))
+
+  it.scopedLive("a file that changes while it is uploaded fails the job, unless its rule has %", () =>
+    Effect.gen(function*() {
+      let proxy: Proxy | undefined
+      let grow: (() => void) | undefined
+      const server = yield* startServer({ launch: inProcess(() => proxy?.url) })
+      proxy = yield* startProxy(server.url, {
+        // The first part of each upload waits while the test appends to the file.
+        gate: (method, p) => {
+          if (method !== "PUT" || !p.includes("/upload/") || !p.includes("offset=0&") || grow === undefined) return undefined
+          grow()
+          return undefined
+        }
+      })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "ivan")
+      for (const [rule, expected] of [["/work/out.log", "failed"], ["%/work/out.log", "completed"]] as const) {
+        const { id } = yield* c.api.jobs.submit({
+          payload: jobSubmit([{ name: "log", script: "echo first > out.log", workdir: "/work" }], [rule])
+        })
+        const agent = yield* Queue.take(server.launched)
+        grow = () => fsSync.appendFileSync(path.join(agent.root, "work/out.log"), "more\n")
+        const job = yield* finish(c, id)
+        const worker = (yield* allEvents(c, id)).filter((e) => e.stream === "worker").map((e) => e.payload)
+        assert.strictEqual(job.state, expected, worker.join("\n"))
+        assert.isTrue(
+          worker.some((l) => /changed while it was uploaded/.test(l) && l.startsWith(expected === "failed" ? "upload error" : "upload warning")),
+          worker.join("\n")
+        )
+        grow = undefined
+      }
+    }))
+
+  it.scopedLive("factory metadata: pre- and post-job diagnostics run, report as worker events, and hold a faulty worker", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({
+        launch: inProcess(),
+        metadata: {
+          v: "1",
+          root_authorized_keys: "ssh-ed25519 AAAA test",
+          pre_job_diagnostic_script: "echo pre ok",
+          post_job_diagnostic_script: "echo checking\necho bad disk >&2\nexit 1"
+        }
+      })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "jade")
+      const { id } = yield* c.api.jobs.submit({ payload: jobSubmit([{ name: "t", script: "echo work" }]) })
+      const agent = yield* Queue.take(server.launched)
+      const job = yield* finish(c, id)
+      assert.strictEqual(job.state, "completed")
+      assert.strictEqual(
+        fsSync.readFileSync(path.join(agent.root, "root/.ssh/authorized_keys"), "utf8"),
+        "ssh-ed25519 AAAA test\n"
+      )
+      // Read back from the database: the admin API for workers is not part of this package.
+      const read = Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const events = yield* sql<{ stream: string; payload: string }>`
+          SELECT stream, payload FROM worker_event WHERE worker = ${agent.request.worker} ORDER BY seq`
+        const [w] = yield* sql<{ hold_reason: string | null; diagnostics: number }>`
+          SELECT hold_reason, diagnostics FROM worker WHERE id = ${agent.request.worker}`
+        return { events, w }
+      }).pipe(Effect.provide(Database.layer(path.join(server.dataDir, "data.sqlite3")).pipe(Layer.provide(NodeContext.layer))), Effect.orDie)
+      let got = yield* read
+      for (let i = 0; i < 200 && got.w?.hold_reason == null; i++) {
+        yield* Effect.sleep("50 millis")
+        got = yield* read
+      }
+      assert.deepStrictEqual(got.events.map((e) => [e.stream, e.payload]), [
+        ["diag.pre", "pre ok"],
+        ["diag.post", "checking"],
+        ["diag.post", "bad disk"]
+      ])
+      assert.deepStrictEqual(got.w, { hold_reason: "post-job diagnostics reported a fault", diagnostics: 0 })
+      // Held: not powered off, not destroyed.
+      yield* Effect.sleep("500 millis")
+      assert.isNull(agent.fiber.unsafePoll())
+      assert.deepStrictEqual(server.destroyed, [])
+    }))
 })
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return !/^\d+ \(.*\) Z/.test(fsSync.readFileSync(`/proc/${pid}/stat`, "utf8"))
+  } catch {
+    return false
+  }
+}

@@ -8,6 +8,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Queue } from "effect"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Machine } from "./fixtures/server.js"
 import { ADMIN, allEvents, destroyedCount, finish, jobSubmit, startServer } from "./fixtures/server.js"
@@ -96,7 +98,9 @@ describe("buildomat-agent (process) against the real server", () => {
     Effect.gen(function*() {
       const server = yield* startServer({ launch })
       const { c } = yield* Testing.userClient(server.url, ADMIN, "frank")
-      const { id } = yield* c.api.jobs.submit({ payload: jobSubmit([{ name: "t", script: "echo started; sleep 60" }]) })
+      const { id } = yield* c.api.jobs.submit({
+        payload: jobSubmit([{ name: "t", script: "echo $$ > task.pid; echo started; sleep 60", workdir: "/work" }])
+      })
       const first = yield* Queue.take(server.launched)
       let seen: ReadonlyArray<{ stream: string; payload: string }> = []
       yield* Effect.gen(function*() {
@@ -105,9 +109,15 @@ describe("buildomat-agent (process) against the real server", () => {
         Effect.repeat({ until: () => seen.some((e) => e.stream === "stdout" && e.payload === "started") }),
         Effect.timeout("30 seconds")
       )
-      // As a provider does: kill the agent's process group, which holds the task too.
+      // As a provider might: SIGKILL the agent's process group. The task runs in a group of its
+      // own, but the agent's watchdog sees the agent die and kills it.
+      const root = first.args[first.args.indexOf("--root") + 1]!
+      const taskPid = Number(fs.readFileSync(path.join(root, "work/task.pid"), "utf8"))
+      assert.isTrue(alive(taskPid))
       process.kill(-first.child.pid!, "SIGKILL")
       yield* first.exited
+      for (let i = 0; i < 100 && alive(taskPid); i++) yield* Effect.sleep("50 millis")
+      assert.isFalse(alive(taskPid), "the task did not outlive its agent")
 
       const second = yield* startAgent(first.args)
       const job = yield* finish(c, id)
@@ -128,3 +138,12 @@ describe("buildomat-agent (process) against the real server", () => {
       assert.deepStrictEqual(server.destroyed, [])
     }))
 })
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"))
+  } catch {
+    return false
+  }
+}

@@ -1,10 +1,13 @@
 import type { Workers } from "@buildomat/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
+import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { Emit, Event } from "../src/internal/events.js"
+import * as EventLog from "../src/internal/events.js"
+import type { Event } from "../src/internal/events.js"
+import * as Processes from "../src/internal/processes.js"
 import * as Task from "../src/internal/task.js"
 
 const JOB = "01JCZ0000000000000000000AB"
@@ -32,18 +35,26 @@ const tempRoot = Effect.acquireRelease(
 )
 
 const run = (task: Workers.WorkerPingTask, root: string, identity?: Task.Identity) =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const events: Array<Event> = []
-    const emit: Emit = (stream, payload, t) =>
+    const log = yield* EventLog.make((batch) =>
       Effect.sync(() => {
-        events.push({ stream, payload, time: new Date().toISOString(), ...(t === undefined ? {} : { task: t }) })
+        for (const r of batch.runs) {
+          for (const payload of r.payloads) {
+            events.push({ stream: r.stream, payload, time: r.time, ...(r.task === undefined ? {} : { task: r.task }) })
+          }
+        }
+        return "sent" as const
       })
-    const result = yield* Task.runTask(task, { jobId: JOB, root, emit, identity })
+    )
+    const processes = yield* Processes.make(500)
+    const result = yield* Task.runTask(task, { jobId: JOB, root, log, processes, identity })
+    yield* log.flush
     const on = (stream: string) => events.filter((e) => e.stream === stream).map((e) => e.payload)
     const envOf = () =>
       Object.fromEntries(on("stdout").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]))
     return { result, events, on, envOf }
-  })
+  }))
 
 describe("runTask", () => {
   it.scopedLive("sends each line on its own stream, trimmed, attributed to the task", () =>
@@ -162,5 +173,43 @@ describe("runTask", () => {
       const { on, result } = yield* run(makeTask("(sleep 0.5; echo late) &\necho early"), root)
       assert.deepStrictEqual(result, { _tag: "Exited", code: 0 })
       assert.deepStrictEqual(on("stdout"), ["early", "late"])
+    }))
+
+  it.scopedLive("interrupted, it kills the task's whole process group: SIGTERM, then SIGKILL after the grace period", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const script = [
+        "trap '' TERM",
+        "(trap '' TERM; exec sleep 300) &",
+        "echo $! > bg",
+        "sleep 300 &",
+        "echo $! > bg2",
+        "echo $$ > pid",
+        "wait"
+      ].join("\n")
+      const fiber = yield* Effect.fork(run(makeTask(script), root))
+      const file = (f: string) => path.join(root, f)
+      for (let i = 0; i < 500; i++) {
+        if ((yield* Effect.promise(() => fs.readFile(file("pid"), "utf8").catch(() => ""))).trim() !== "") break
+        yield* Effect.sleep("10 millis")
+      }
+      const pids = yield* Effect.promise(() =>
+        Promise.all(["pid", "bg", "bg2"].map(async (f) => Number((await fs.readFile(file(f), "utf8")).trim())))
+      )
+      const alive = (pid: number) => {
+        try {
+          process.kill(pid, 0)
+          return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"))
+        } catch {
+          return false
+        }
+      }
+      assert.deepStrictEqual(pids.map(alive), [true, true, true])
+      const t0 = Date.now()
+      yield* Fiber.interrupt(fiber)
+      const took = Date.now() - t0
+      assert.deepStrictEqual(pids.map(alive), [false, false, false])
+      assert.isAtLeast(took, 450, "processes that ignore SIGTERM get the grace period, then SIGKILL")
+      assert.isBelow(took, 5000)
     }))
 })

@@ -72,9 +72,17 @@ import {
   WorkerBootstrapResult,
   WorkerCompleteJob,
   WorkerCompleteTask,
+  WorkerAppend,
+  WorkerAppendBatch,
+  WorkerAppendBatchResult,
+  WorkerCompleteDiagnostics,
   WorkerFail,
   WorkerJobQuota,
-  WorkerPingResult
+  WorkerPingResult,
+  WorkerPingWaitQuery,
+  WorkerUploadCommit,
+  WorkerUploadPartQuery,
+  WorkerUploadPartResult
 } from "./Workers.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -546,6 +554,7 @@ export class JobInputsGroup extends HttpApiGroup.make("jobInputs")
 {}
 
 const storeName = HttpApiSchema.param("name", Schema.String)
+const commit = HttpApiSchema.param("commit", Ids.Ulid)
 
 /**
  * User routes of the job store (buildomat §1.7): named values passed into a running job.
@@ -664,6 +673,81 @@ export class WorkerJobGroup extends HttpApiGroup.make("workerJob")
 {}
 
 /**
+ * Agent routes we add to buildomat's (worker token), for agents that must lose nothing and pick
+ * up work at once:
+ *
+ * - `GET /ext/0/worker/ping?wait_ms=&job=`: the ping as a long-poll (see `WorkerPingWaitQuery`).
+ * - `POST /ext/0/worker/job/{job}/append`: numbered batches of runs of events, each stored exactly
+ *   once however often it is resent (see `WorkerAppendBatch`).
+ * - `PUT /ext/0/worker/job/{job}/upload/{commit}?offset=&size=`: one part (at most 10 MiB) of an
+ *   output, in order; a resent part is acknowledged, not stored twice. The server hashes the
+ *   bytes as they arrive and writes them once, straight into the object store.
+ * - `POST /ext/0/worker/job/{job}/upload/{commit}/commit`: records the upload as an output once
+ *   its size and SHA-256 match what the agent read; answers like `POST /1/worker/job/{job}/output`
+ *   (poll until `complete`).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class WorkerExtGroup extends HttpApiGroup.make("workerExt")
+  .add(
+    HttpApiEndpoint.get("ping", "/ext/0/worker/ping")
+      .setUrlParams(WorkerPingWaitQuery)
+      .addSuccess(WorkerPingResult)
+      .annotate(OpenApi.Description, "GET /0/worker/ping as a long-poll (an addition to buildomat's API).")
+  )
+  .add(
+    HttpApiEndpoint.post("append")`/ext/0/worker/job/${job}/append`
+      .setPayload(WorkerAppendBatch)
+      .addSuccess(WorkerAppendBatchResult)
+      .annotate(OpenApi.Description, "Numbered, idempotent batches of job events (an addition to buildomat's API).")
+  )
+  .add(
+    HttpApiEndpoint.put("uploadPart")`/ext/0/worker/job/${job}/upload/${commit}`
+      .setUrlParams(WorkerUploadPartQuery)
+      .setPayload(Octets)
+      .addSuccess(WorkerUploadPartResult)
+      .addError(PayloadTooLarge)
+      .annotate(OpenApi.Description, "One part of an output, in order (an addition to buildomat's API).")
+  )
+  .add(
+    HttpApiEndpoint.post("uploadCommit")`/ext/0/worker/job/${job}/upload/${commit}/commit`
+      .setPayload(WorkerUploadCommit)
+      .addSuccess(WorkerAddOutputResult)
+      .annotate(OpenApi.Description, "Commit an uploaded output, size and SHA-256 checked (an addition).")
+  )
+  .addError(NotFound)
+  .addError(Forbidden)
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(WorkerAuth)
+{}
+
+/**
+ * buildomat's worker-level routes: worker events (`POST /0/worker/append`) and the post-job
+ * diagnostics handshake (`POST /0/worker/diagnostics/enable`, `.../complete`, buildomat §3.9).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class WorkerDiagnosticsGroup extends HttpApiGroup.make("workerDiagnostics")
+  .add(
+    HttpApiEndpoint.post("append", "/0/worker/append")
+      .setPayload(Schema.Array(WorkerAppend))
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .add(HttpApiEndpoint.post("enable", "/0/worker/diagnostics/enable").addSuccess(HttpApiSchema.NoContent))
+  .add(
+    HttpApiEndpoint.post("complete", "/0/worker/diagnostics/complete")
+      .setPayload(WorkerCompleteDiagnostics)
+      .addSuccess(HttpApiSchema.NoContent)
+  )
+  .addError(Conflict)
+  .addError(BadRequest)
+  .middleware(WorkerAuth)
+{}
+
+/**
  * The whole API.
  *
  * @since 0.1.0
@@ -683,6 +767,8 @@ export class BuildomatApi extends HttpApi.make("buildomat")
   .add(TargetsGroup)
   .add(FactoriesGroup)
   .add(FactoryGroup)
+  .add(WorkerExtGroup)
+  .add(WorkerDiagnosticsGroup)
   .annotate(OpenApi.Title, "Buildomat")
   .annotate(OpenApi.Version, "1.0.0")
 {}

@@ -54,8 +54,19 @@ export const WorkerPingTask = Schema.Struct({
 /** @since 0.1.0 @category models */
 export type WorkerPingTask = typeof WorkerPingTask.Type
 
-/** An input file to download before the first task. @since 0.1.0 @category schemas */
-export const WorkerPingInput = Schema.Struct({ name: Schema.String, id: Schema.String }).annotations({
+/**
+ * An input file to download before the first task, to `/input/<name>` (`name` may hold `/` for
+ * outputs copied from a dependency). `size` (bytes) is our optional addition: when present the
+ * agent checks the download against it.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerPingInput = Schema.Struct({
+  name: Schema.String,
+  id: Schema.String,
+  size: Schema.optional(Schema.NullOr(Uint))
+}).annotations({
   identifier: "WorkerPingInput"
 })
 
@@ -138,7 +149,8 @@ export const WorkerFail = Schema.Struct({ reason: Schema.optional(Schema.NullOr(
 /**
  * `POST /1/worker/job/{job}/output` body: commit the uploaded `chunks`, in order, as the output
  * found at `path` (`size` bytes). `commit_id` is a ULID chosen by the agent that makes the
- * commit idempotent: resending it polls the same commit.
+ * commit idempotent: resending it polls the same commit. `sha256` (optional, our addition) is
+ * compared with the digest the server computes while assembling the file.
  *
  * @since 0.1.0
  * @category schemas
@@ -147,7 +159,11 @@ export const WorkerAddOutput = Schema.Struct({
   path: Schema.String,
   size: Uint,
   chunks: Schema.Array(Schema.String),
-  commit_id: Schema.String
+  commit_id: Schema.String,
+  sha256: Schema.optional(Schema.NullOr(Schema.String)).annotations({
+    description: "the SHA-256 of the file as the agent read it (lower-case hex); the commit fails if the " +
+      "assembled file differs. An addition to buildomat's WorkerAddOutput; older agents omit it."
+  })
 }).annotations({ identifier: "WorkerAddOutput" })
 /** @since 0.1.0 @category models */
 export type WorkerAddOutput = typeof WorkerAddOutput.Type
@@ -167,3 +183,156 @@ export const WorkerAddOutputResult = Schema.Struct({
 export const WorkerJobQuota = Schema.Struct({ max_bytes_per_output: Uint }).annotations({
   identifier: "WorkerJobQuota"
 })
+
+// ---------------------------------------------------------------------------------------------
+// Additions for loss-free, fast agents (all on `/ext/` paths, or buildomat's own worker routes)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Query of `GET /ext/0/worker/ping`, the long-poll form of `GET /0/worker/ping`:
+ *
+ * - `wait_ms`: how long the server may hold the request, in milliseconds (0 to 60000; default
+ *   30000). It answers at once when the worker is told to power off, or when the job assigned to
+ *   it is not `job`; otherwise when `wait_ms` runs out.
+ * - `job`: the job the agent already runs, if any. An idle agent omits it, so the answer comes the
+ *   moment a job is assigned; a busy agent passes it, so the answer comes the moment the worker
+ *   is recycled (the job cancelled, `max_runtime` exceeded, an operator's recycle).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerPingWaitQuery = Schema.Struct({
+  wait_ms: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, 60_000))),
+  job: Schema.optional(Schema.String)
+})
+
+/**
+ * One run of events in an appended batch: `payloads` are consecutive events (one output line
+ * each) of the same `stream` and `task`, produced at the agent's time `time`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerAppendRun = Schema.Struct({
+  task: Schema.optional(Schema.NullOr(Uint32)),
+  stream: StreamName,
+  time: Timestamp,
+  payloads: Schema.Array(Schema.String)
+}).annotations({ identifier: "WorkerAppendRun" })
+/** @since 0.1.0 @category models */
+export type WorkerAppendRun = typeof WorkerAppendRun.Type
+
+/**
+ * `POST /ext/0/worker/job/{job}/append` body: batch number `batch` (1, 2, 3, ... per job, chosen
+ * by the agent) holding `runs` of events, stored in order. A batch whose number was already
+ * stored is acknowledged without being stored again, so an agent that lost the answer can resend
+ * it safely; a batch that skips a number is refused (409), because one before it is missing.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerAppendBatch = Schema.Struct({
+  batch: Schema.Int.pipe(Schema.between(1, Number.MAX_SAFE_INTEGER)),
+  runs: Schema.Array(WorkerAppendRun)
+}).annotations({ identifier: "WorkerAppendBatch" })
+/** @since 0.1.0 @category models */
+export type WorkerAppendBatch = typeof WorkerAppendBatch.Type
+
+/**
+ * What `POST /ext/0/worker/job/{job}/append` answers: the highest batch number stored for the
+ * job, and whether this batch was a resend of one already stored.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerAppendBatchResult = Schema.Struct({
+  last_batch: Uint,
+  duplicate: Schema.Boolean
+}).annotations({ identifier: "WorkerAppendBatchResult" })
+
+/**
+ * Query of `PUT /ext/0/worker/job/{job}/upload/{commit}`: the body is the part of the file that
+ * starts at byte `offset`; the whole file is `size` bytes.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerUploadPartQuery = Schema.Struct({
+  offset: Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative()),
+  size: Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
+})
+
+/**
+ * The bytes the server holds of an upload (the next `offset` to send).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerUploadPartResult = Schema.Struct({ offset: Uint }).annotations({
+  identifier: "WorkerUploadPartResult"
+})
+
+/**
+ * `POST /ext/0/worker/job/{job}/upload/{commit}/commit` body: record the uploaded bytes as the
+ * output found at `path`. The server checks that it received exactly `size` bytes and that their
+ * SHA-256 is `sha256` (lower-case hex) before it records the output.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerUploadCommit = Schema.Struct({
+  path: Schema.String,
+  size: Uint,
+  sha256: Schema.String
+}).annotations({ identifier: "WorkerUploadCommit" })
+/** @since 0.1.0 @category models */
+export type WorkerUploadCommit = typeof WorkerUploadCommit.Type
+
+/**
+ * One worker event (`POST /0/worker/append`, buildomat `WorkerAppend`): `time` is the agent's
+ * clock. Streams: `diag.pre`, `diag.post` (diagnostic scripts), `agent`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerAppend = Schema.Struct({
+  stream: StreamName,
+  time: Timestamp,
+  payload: Schema.String
+}).annotations({ identifier: "WorkerAppend" })
+/** @since 0.1.0 @category models */
+export type WorkerAppend = typeof WorkerAppend.Type
+
+/**
+ * `POST /0/worker/diagnostics/complete` body: `hold` asks for the worker to be held for an
+ * operator (the post-job diagnostic script reported a fault).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WorkerCompleteDiagnostics = Schema.Struct({ hold: Schema.Boolean }).annotations({
+  identifier: "WorkerCompleteDiagnostics"
+})
+
+/**
+ * Factory metadata (buildomat `FactoryMetadata` version 1), handed to the agent in its ping. The
+ * agent applies each item once: `root_authorized_keys` and `root_password_hash` for the worker's
+ * root account, and runs `pre_job_diagnostic_script` before its job and
+ * `post_job_diagnostic_script` after it (buildomat §3.9). `addresses`, `dump_to_rpool` and
+ * `rpool_disable_sync` are illumos/lab matters, accepted and ignored on other systems.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const FactoryMetadata = Schema.Struct({
+  v: Schema.Literal("1"),
+  addresses: Schema.optional(Schema.Array(Schema.Unknown)),
+  root_password_hash: Schema.optional(Schema.NullOr(Schema.String)),
+  root_authorized_keys: Schema.optional(Schema.NullOr(Schema.String)),
+  dump_to_rpool: Schema.optional(Schema.NullOr(Uint32)),
+  pre_job_diagnostic_script: Schema.optional(Schema.NullOr(Schema.String)),
+  post_job_diagnostic_script: Schema.optional(Schema.NullOr(Schema.String)),
+  rpool_disable_sync: Schema.optional(Schema.NullOr(Schema.Boolean))
+}).annotations({ identifier: "FactoryMetadata" })
+/** @since 0.1.0 @category models */
+export type FactoryMetadata = typeof FactoryMetadata.Type

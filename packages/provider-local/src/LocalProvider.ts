@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { WorkerProvider } from "@buildomat/core"
+import { WorkerProvider, Workers } from "@buildomat/core"
 import { Deferred, Effect, Either, FiberId, Layer, Runtime, Schema } from "effect"
 import type { Scope } from "effect"
 import { execFileSync, spawn } from "node:child_process"
@@ -71,6 +71,9 @@ export interface LocalTargetConfig {
  *   on top. An agent run as another `user` gets that user's `USER`/`LOGNAME`, and its scratch
  *   directory as `HOME`.
  * - `killGraceMs`: milliseconds between SIGTERM and SIGKILL when destroying; default `2000`.
+ * - `factoryMetadata`: buildomat factory metadata (`{ v: "1", post_job_diagnostic_script, ... }`,
+ *   see `Workers.FactoryMetadata`) recorded with every worker and handed to its agent: diagnostic
+ *   scripts run before and after each job, root's authorized keys.
  *
  * @since 0.1.0
  * @category models
@@ -85,6 +88,7 @@ export interface LocalProviderConfig {
   readonly agentCommand?: ReadonlyArray<string> | undefined
   readonly env?: Readonly<Record<string, string>> | undefined
   readonly killGraceMs?: number | undefined
+  readonly factoryMetadata?: unknown
 }
 
 /**
@@ -155,6 +159,10 @@ const TargetSchema = Schema.Struct({
  * warm = 1                     # optional
  * scratch_root = "/scratch"    # optional
  * user = "build"               # optional
+ *
+ * [factory_metadata]           # optional, buildomat's FactoryMetadata
+ * v = "1"
+ * post_job_diagnostic_script = "df -h"
  * ```
  *
  * Decode with `Schema.decodeUnknown(LocalProviderConfigSchema)`; the result can be passed to
@@ -182,7 +190,8 @@ export const LocalProviderConfigSchema = Schema.Struct({
   env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { exact: true }),
   killGraceMs: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 2000 }).pipe(
     Schema.fromKey("kill_grace_ms")
-  )
+  ),
+  factoryMetadata: Schema.optionalWith(Workers.FactoryMetadata, { exact: true }).pipe(Schema.fromKey("factory_metadata"))
 }).pipe(
   Schema.filter((c) => validate(c)),
   Schema.annotations({
@@ -547,7 +556,12 @@ export const make = (
           yield* destroy(instanceId).pipe(Effect.ignore)
           return yield* fail("shut down; no more workers")
         }
-        return { instanceId, worker, ip: "127.0.0.1" } satisfies WorkerProvider.WorkerInstance
+        return {
+          instanceId,
+          worker,
+          ip: "127.0.0.1",
+          ...(config.factoryMetadata === undefined ? {} : { metadata: config.factoryMetadata })
+        } satisfies WorkerProvider.WorkerInstance
       })
 
     const create = (request: WorkerProvider.CreateWorkerRequest) =>

@@ -1,103 +1,128 @@
 /**
- * Downloading a job's inputs before its first task (buildomat §3.7): each `job.inputs` entry
- * goes to `/input/<name>`, where a name copied from a dependency holds `/`
- * (`<dep>/<output path>`). A minimal step, written with the server's job model: every path is
- * checked to stay under `/input`, intermediate directories must be real directories (never
- * symlinks), and files are opened with `O_NOFOLLOW`. The whole file is held in memory while it is
- * written; streaming and resuming by range are left to the agent's own work on inputs.
+ * Downloading a job's inputs before its first task (buildomat §3.7): each input of the ping,
+ * including outputs copied from a dependency (named `<dependency>/<path>`), from
+ * `GET /0/worker/job/{job}/inputs/{id}` to `/input/<name>` under the root. A download cut short
+ * resumes where it stopped with a `Range` request (or starts again if the server ignores ranges);
+ * transient failures are retried forever. The file's size is checked against the server's
+ * `Content-Length` (or `Content-Range`) and, when the ping gives it, the input's `size`; buildomat
+ * checks neither.
  *
  * @internal
  */
-import { Ids } from "@buildomat/core"
-import type { Client, Workers } from "@buildomat/core"
-import { Effect, Schema } from "effect"
-import * as fs from "node:fs/promises"
+import type { Ids, Workers } from "@buildomat/core"
+import { HttpClientRequest } from "@effect/platform"
+import type { HttpClient } from "@effect/platform"
+import * as fs from "node:fs"
 import * as path from "node:path"
-import type { Emit } from "./events.js"
-import { describe, retrying } from "./retry.js"
+import { Data, Effect, Stream } from "effect"
+import type { EventLog } from "./events.js"
+import { backoff, describe, isTransient } from "./retry.js"
 import * as Root from "./root.js"
+import { StatusError } from "./wire.js"
 
-const decodeFileId = Schema.decodeUnknown(Ids.FileId)
+class InputFailure extends Data.TaggedError("InputFailure")<{ readonly message: string; readonly transient: boolean }> {}
 
-/** The real path for input `name` under `inputDir`, or why there is none. */
-const destination = (inputDir: string, name: string): string | { readonly error: string } => {
-  if (name.length === 0 || name.includes("\0") || name.startsWith("/")) return { error: "not a relative name" }
-  const parts = name.split("/")
-  if (parts.some((p) => p === "" || p === "." || p === "..")) return { error: "empty, \".\" or \"..\" components" }
-  const dest = path.join(inputDir, ...parts)
-  if (!dest.startsWith(inputDir + path.sep)) return { error: "outside /input" }
-  return dest
+/** Where an input goes, or `undefined` if its name would leave `/input`. */
+export const inputPath = (root: string, name: string): string | undefined => {
+  const jobPath = Root.normalise(`/input/${name}`)
+  if (!jobPath.startsWith("/input/") || jobPath === "/input/") return undefined
+  return Root.toReal(root, jobPath)
 }
 
-/** Creates the directories between `inputDir` and `file`, refusing anything that is not a real directory. */
-const makeParents = async (inputDir: string, file: string) => {
-  let dir = inputDir
-  for (const part of path.relative(inputDir, path.dirname(file)).split(path.sep).filter((p) => p !== "")) {
-    dir = path.join(dir, part)
-    await fs.mkdir(dir).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== "EEXIST") throw e
-    })
-    const st = await fs.lstat(dir)
-    if (!st.isDirectory()) throw new Error(`${dir} is not a directory`)
-  }
-}
-
-const writeNoFollow = async (file: string, data: Uint8Array) => {
-  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants
-  const fh = await fs.open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644)
-  try {
-    let off = 0
-    while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten
-  } finally {
-    await fh.close()
-  }
-}
+/** One attempt at the rest of a file: appends from `have` bytes on; resolves to the total size. */
+const attempt = (http: HttpClient.HttpClient, url: string, file: string, have: number) =>
+  Effect.gen(function*() {
+    let req = HttpClientRequest.get(url)
+    if (have > 0) req = HttpClientRequest.setHeader(req, "range", `bytes=${have}-`)
+    const res = yield* http.execute(req).pipe(
+      Effect.mapError((e) => new InputFailure({ message: describe(e), transient: isTransient(e) }))
+    )
+    if (res.status === 416 && have > 0) {
+      // Nothing past `have`: the file is whole if the server says it is `have` bytes long.
+      const total = /\/(\d+)$/.exec(res.headers["content-range"] ?? "")
+      yield* res.text.pipe(Effect.ignore)
+      if (total !== null && Number(total[1]) === have) return have
+      return yield* new InputFailure({ message: `the server refused the range from ${have}`, transient: false })
+    }
+    if (res.status !== 200 && res.status !== 206) {
+      const body = yield* res.text.pipe(Effect.orElseSucceed(() => ""))
+      const err = new StatusError({ status: res.status, message: `${res.status}: ${body.slice(0, 200)}`, tag: undefined })
+      return yield* new InputFailure({ message: err.message, transient: isTransient(err) })
+    }
+    let start = 0
+    let total: number | undefined
+    if (res.status === 206) {
+      const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers["content-range"] ?? "")
+      if (m === null) return yield* new InputFailure({ message: "a partial answer without a usable Content-Range", transient: true })
+      start = Number(m[1])
+      total = Number(m[3])
+    } else {
+      const len = res.headers["content-length"]
+      total = len === undefined ? undefined : Number(len)
+    }
+    const fd = fs.openSync(file, start === 0 ? "w" : "r+", 0o644)
+    let pos = start
+    yield* res.stream.pipe(
+      Stream.runForEach((chunk) =>
+        Effect.sync(() => {
+          let off = 0
+          while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off, pos + off)
+          pos += chunk.length
+        })
+      ),
+      Effect.mapError((e) => new InputFailure({ message: describe(e), transient: true })),
+      Effect.ensuring(Effect.sync(() => {
+        fs.ftruncateSync(fd, pos)
+        fs.closeSync(fd)
+      }))
+    )
+    if (total !== undefined && pos !== total) {
+      return yield* new InputFailure({ message: `got ${pos} of ${total} bytes`, transient: true })
+    }
+    return pos
+  })
 
 /**
- * Downloads every input into `<root>/input`. Returns whether one failed; progress and errors
- * are sent as `worker` events (`downloading input: N`, `downloaded input: N`).
+ * Downloads every input. Returns the problems met (each fails the job); an empty list means
+ * every input is in place, whole.
  */
-export const downloadInputs = (
-  api: Client.ApiClient,
+export const download = (
+  http: HttpClient.HttpClient,
   job: Ids.JobId,
-  inputs: ReadonlyArray<Workers.WorkerPingJob["inputs"][number]>,
+  inputs: Workers.WorkerPingJob["inputs"],
   root: string,
-  emit: Emit
-): Effect.Effect<boolean> =>
+  log: EventLog
+): Effect.Effect<ReadonlyArray<string>> =>
   Effect.gen(function*() {
-    if (inputs.length === 0) return false
-    const inputDir = Root.toReal(root, "/input")
-    const made = yield* Effect.tryPromise(() => fs.mkdir(inputDir, { recursive: true })).pipe(Effect.either)
-    if (made._tag === "Left") {
-      yield* emit("worker", `ERROR: cannot create /input: ${describe(made.left.error)}`)
-      return true
-    }
-    let failed = false
+    const errors: Array<string> = []
+    const note = (payload: string) => log.append(undefined, "worker", [payload])
     for (const input of inputs) {
-      const dest = destination(inputDir, input.name)
-      if (typeof dest !== "string") {
-        yield* emit("worker", `ERROR: input ${JSON.stringify(input.name)} refused: ${dest.error}`)
-        failed = true
+      const file = inputPath(root, input.name)
+      const shown = `/input/${input.name}`
+      if (file === undefined) {
+        errors.push(`input name ${JSON.stringify(input.name)} does not stay under /input`)
         continue
       }
-      yield* emit("worker", `downloading input: ${input.name}`)
-      const result = yield* Effect.gen(function*() {
-        const id = yield* decodeFileId(input.id)
-        const data = yield* retrying("input download", api.workerJob.input({ path: { job, input: id } }), {
-          timeout: "30 minutes"
-        })
-        yield* Effect.tryPromise(async () => {
-          await makeParents(inputDir, dest)
-          await writeNoFollow(dest, data)
-        })
-      }).pipe(Effect.either)
-      if (result._tag === "Left") {
-        const e = result.left
-        yield* emit("worker", `ERROR: input ${input.name}: ${describe("error" in e ? (e as { error: unknown }).error : e)}`)
-        failed = true
-      } else {
-        yield* emit("worker", `downloaded input: ${input.name}`)
+      note(`downloading input: ${shown}`)
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      fs.rmSync(file, { force: true })
+      const url = `/0/worker/job/${job}/inputs/${encodeURIComponent(input.id)}`
+      const got = yield* Effect.suspend(() => {
+        const have = fs.existsSync(file) ? fs.statSync(file).size : 0
+        return attempt(http, url, file, have)
+      }).pipe(
+        Effect.retry({ schedule: backoff, while: (e) => e.transient }),
+        Effect.either
+      )
+      if (got._tag === "Left") {
+        errors.push(`downloading ${shown}: ${got.left.message}`)
+        continue
       }
+      if (input.size !== undefined && input.size !== null && got.right !== input.size) {
+        errors.push(`downloading ${shown}: got ${got.right} bytes, but the input is ${input.size} bytes`)
+        continue
+      }
+      note(`downloaded input: ${shown}`)
     }
-    return failed
+    return errors
   })

@@ -1,27 +1,65 @@
 /**
- * Running one job (buildomat §3.3–3.6): its tasks in order until one fails, then its outputs,
- * then completion. Every event goes through one ordered queue, flushed before each task
- * completion and before the job completion so that the server has a task's whole log when it
- * learns the task is done.
+ * Running one job (buildomat §3.3–3.7): its inputs, its tasks in order until one fails, then its
+ * outputs, then completion. Every event goes through one ordered, loss-free log (`events.ts`),
+ * flushed before each task completion and before the job completion, so that the server has a
+ * task's whole log when it learns the task is done.
  *
  * @internal
  */
 import type { Client, Ids, Workers } from "@buildomat/core"
+import { HttpClientRequest } from "@effect/platform"
+import type { HttpClient } from "@effect/platform"
+import * as os from "node:os"
+import * as path from "node:path"
 import { Effect } from "effect"
-import * as EventQueue from "./events.js"
-import { downloadInputs } from "./inputs.js"
+import * as Control from "./control.js"
+import * as EventLog from "./events.js"
+import * as Inputs from "./inputs.js"
+import type { Processes } from "./processes.js"
 import { describe, retrying } from "./retry.js"
 import * as Rules from "./rules.js"
 import * as Task from "./task.js"
 import { uploadFile } from "./upload.js"
+import * as Wire from "./wire.js"
 
 /** What a job needs from the agent. */
 export interface JobContext {
   readonly api: Client.ApiClient
+  readonly http: HttpClient.HttpClient
   /** The real directory the job's `/` maps to (absolute, normalised). */
   readonly root: string
+  /** The agent's state directory; the event spool lives in `<stateDir>/spool`. */
+  readonly stateDir: string
+  readonly processes: Processes
   readonly identity?: Task.Identity | undefined
+  /** The argv that runs the agent bundle, for `bmat`. */
+  readonly bmatCommand?: ReadonlyArray<string> | undefined
+  readonly events?: EventLog.Options | undefined
+  /** Runs (once) before the job's first process starts: the restart guard reaching the disk. */
+  readonly beforeFirstSpawn?: Effect.Effect<void> | undefined
 }
+
+/**
+ * Sends one numbered batch (`POST /ext/0/worker/job/{job}/append`), retrying transient failures
+ * (transport errors, timeouts, 5xx, 429) forever with backoff. A resend of a stored batch is
+ * acknowledged by the server, so retrying after a lost answer stores nothing twice. A definite
+ * refusal (the job is complete) drops the batch.
+ */
+export const sendBatch = (http: HttpClient.HttpClient, job: Ids.JobId) => (batch: EventLog.Batch) =>
+  Effect.suspend(() => {
+    const body = JSON.stringify({ batch: batch.batch, runs: batch.runs })
+    const req = HttpClientRequest.post(`/ext/0/worker/job/${job}/append`).pipe(
+      HttpClientRequest.bodyText(body, "application/json")
+    )
+    return retrying("event append", Wire.text(http, req)).pipe(
+      Effect.as("sent" as const),
+      Effect.catchAll((e) =>
+        Effect.logError(`dropping batch ${batch.batch} (${batch.lines} events) the server refused: ${describe(e)}`).pipe(
+          Effect.as("dropped" as const)
+        )
+      )
+    )
+  })
 
 /** Runs the job and reports its completion. Never fails: problems end up as events. */
 export const runJob = (
@@ -30,15 +68,13 @@ export const runJob = (
   ctx: JobContext
 ): Effect.Effect<{ readonly failed: boolean }> =>
   Effect.scoped(Effect.gen(function*() {
-    const { api, root } = ctx
-    const events = yield* EventQueue.make((batch) =>
-      retrying("event append", api.worker.append({ path: { job: jobId }, payload: batch })).pipe(
-        // The server refused the batch for good (say, the job was cancelled and completed):
-        // resending it forever would stall the job, so drop it and carry on.
-        Effect.catchAll((e) => Effect.logError(`dropping ${batch.length} events the server refused: ${describe(e)}`))
-      )
-    )
-    const { emit } = events
+    const { api, http, root } = ctx
+    const log = yield* EventLog.make(sendBatch(http, jobId), {
+      spoolDir: path.join(ctx.stateDir, "spool"),
+      onSpool: (file) => Effect.runFork(Effect.logInfo(`the server is behind: spooling job events to ${file}`)),
+      ...ctx.events
+    })
+    const note = (payload: string) => log.append(undefined, "worker", [payload])
     // Reported back to the server, but never allowed to stop the agent.
     const report = <E>(what: string, call: Effect.Effect<void, E>) =>
       retrying(what, call).pipe(
@@ -46,15 +82,39 @@ export const runJob = (
       )
 
     let failed = false
+    const identity = ctx.identity ?? Task.currentIdentity()
+    const tmpdir = os.tmpdir()
 
-    // Inputs (buildomat §3.7): downloaded to `<root>/input/<name>` before the first task; a job
-    // whose inputs cannot all be fetched does not run its tasks.
-    failed = yield* downloadInputs(api, jobId, job.inputs, root, emit)
+    if (job.inputs.length > 0) {
+      const errors = yield* Inputs.download(http, jobId, job.inputs, root, log)
+      for (const e of errors) note(`ERROR: ${e}`)
+      if (errors.length > 0) failed = true
+    }
 
+    const control: Control.ControlContext = {
+      api,
+      http,
+      job: jobId,
+      root,
+      log,
+      processes: ctx.processes,
+      identity,
+      tmpdir,
+      command: ctx.bmatCommand
+    }
     if (!failed) {
       for (const task of job.tasks) {
-        const result = yield* Task.runTask(task, { jobId, root, emit, identity: ctx.identity })
-        yield* events.flush
+        const result = yield* Task.runTask(task, {
+          jobId,
+          root,
+          log,
+          processes: ctx.processes,
+          identity,
+          tmpdir,
+          control: (t) => Control.open(control, t),
+          beforeSpawn: ctx.beforeFirstSpawn
+        })
+        yield* log.flush
         if (result._tag !== "SpawnFailed") {
           yield* report(
             "task complete",
@@ -68,23 +128,26 @@ export const runJob = (
       }
     }
 
+    // Whatever the tasks left running in the background is stopped before the outputs are read.
+    yield* ctx.processes.killAll
+
     // Outputs are uploaded even after a failed task: they are often what explains the failure.
     const found = yield* Rules.scan(job.output_rules, root)
-    for (const error of found.errors) yield* emit("worker", `upload error: ${error}`)
+    for (const error of found.errors) note(`upload error: ${error}`)
     if (found.errors.length > 0) failed = true
-    yield* emit("worker", `found ${found.files.length} output files`)
+    note(`found ${found.files.length} output files`)
     const used = new Set<number>()
     for (const file of found.files) {
-      const result = yield* uploadFile(api, jobId, file, emit)
-      if (result === "Failed") failed = true
-      if (result === "Uploaded") file.required.forEach((i) => used.add(i))
+      const r = yield* uploadFile({ api, http, job: jobId, log }, file)
+      if (r.result === "Failed") failed = true
+      if (r.result === "Uploaded") file.required.forEach((i) => used.add(i))
     }
     for (const error of Rules.unusedRequired(job.output_rules, used)) {
-      yield* emit("worker", `upload error: ${error}`)
+      note(`upload error: ${error}`)
       failed = true
     }
 
-    yield* events.flush
+    yield* log.flush
     yield* report("job complete", api.worker.jobComplete({ path: { job: jobId }, payload: { failed } }))
     return { failed }
   }))

@@ -8,6 +8,7 @@
  */
 import { HttpClientError } from "@effect/platform"
 import { Cause, Duration, Effect, Predicate, Schedule } from "effect"
+import { StatusError } from "./wire.js"
 
 /**
  * Whether a failed call may succeed if repeated: transport errors, timeouts, 5xx and 429.
@@ -15,6 +16,7 @@ import { Cause, Duration, Effect, Predicate, Schedule } from "effect"
  */
 export const isTransient = (error: unknown): boolean => {
   if (Cause.isTimeoutException(error)) return true
+  if (error instanceof StatusError) return error.status >= 500 || error.status === 429
   if (HttpClientError.isHttpClientError(error)) {
     if (error._tag === "RequestError") return true
     const status = error.response.status
@@ -34,7 +36,11 @@ export const describe = (error: unknown): string => {
   return String(error)
 }
 
-/** 50 ms, 100 ms, 200 ms, ... capped at 1 s, each delay jittered by ±20%; never gives up. */
+/**
+ * 50 ms, 100 ms, 200 ms, ... capped at 1 s, each delay jittered (between 80% and 120%); never
+ * gives up. The cap keeps an agent quick to notice a server that is back, the jitter keeps a
+ * fleet of agents from hammering it in lock-step.
+ */
 export const backoff: Schedule.Schedule<unknown> = Schedule.exponential("50 millis").pipe(
   Schedule.union(Schedule.spaced("1 second")),
   Schedule.jittered

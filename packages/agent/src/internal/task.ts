@@ -8,12 +8,14 @@ import type { Workers } from "@buildomat/core"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
+import * as fsSync from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { Readable } from "node:stream"
-import { Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
-import type { Emit } from "./events.js"
-import { splitLines } from "./lines.js"
+import { Deferred, Effect, Exit, FiberId, Option } from "effect"
+import type { EventLog } from "./events.js"
+import { LineSplitter } from "./lines.js"
+import { groupAlive, type Processes } from "./processes.js"
 import * as Root from "./root.js"
 import { randomAlphanumeric } from "./state.js"
 
@@ -47,11 +49,26 @@ export interface TaskContext {
   readonly jobId: string
   /** The real directory the job's `/` maps to (absolute, normalised). */
   readonly root: string
-  readonly emit: Emit
+  /** Where the task's events go. */
+  readonly log: EventLog
+  /** The registry its process group joins, so that it is killed however the agent ends. */
+  readonly processes: Processes
   /** Defaults to this process's identity. */
   readonly identity?: Identity | undefined
   /** Where script files are written; defaults to the OS temporary directory. */
   readonly tmpdir?: string | undefined
+  /**
+   * Sets up the task's `bmat` control channel (see `control.ts`) once its identity is known, for
+   * the scope of the task; returns a directory to put first on the task's `PATH`, and variables
+   * to add to its environment.
+   */
+  /** Runs right before the task's process is started. */
+  readonly beforeSpawn?: Effect.Effect<void> | undefined
+  readonly control?: ((task: Workers.WorkerPingTask) => Effect.Effect<
+    { readonly bin: string; readonly env: Readonly<Record<string, string>> } | undefined,
+    never,
+    import("effect").Scope.Scope
+  >) | undefined
 }
 
 /**
@@ -120,97 +137,133 @@ type ProcessEnd =
   | { readonly _tag: "Exit"; readonly code: number | null; readonly signal: NodeJS.Signals | null }
   | { readonly _tag: "Error"; readonly error: Error }
 
-/** Sends every line of `readable` as an event on `stream`; back-pressure comes from `emit`. */
-const pump = (readable: Readable, stream: "stdout" | "stderr", task: number, emit: Emit) =>
-  splitLines(Stream.fromAsyncIterable(readable as AsyncIterable<Uint8Array>, (e) => e)).pipe(
-    Stream.runForEach((line) => emit(stream, line, task)),
-    Effect.catchAll((e) => emit("worker", `error reading ${stream} of task ${task}: ${String(e)}`))
-  )
+/**
+ * Reads `readable` line by line into the log as runs, one run per chunk read (the lines of one
+ * read share its time). Pauses while the log's spool is over its limit. Resolves at end of file.
+ */
+export const pump = (readable: Readable, stream: string, task: number | undefined, log: EventLog): Promise<void> =>
+  new Promise<void>((resolve) => {
+    const splitter = new LineSplitter()
+    const onData = (chunk: Buffer) => {
+      const lines = splitter.push(chunk)
+      if (lines.length > 0) log.append(task, stream, lines)
+      if (log.overloaded()) {
+        readable.pause()
+        Effect.runPromise(log.waitRoom).then(() => readable.resume(), () => readable.resume())
+      }
+    }
+    const finish = () => {
+      readable.off("data", onData)
+      const rest = splitter.end()
+      if (rest.length > 0) log.append(task, stream, rest)
+      resolve()
+    }
+    readable.on("data", onData)
+    readable.once("end", finish)
+    readable.once("error", (e) => {
+      log.append(undefined, "worker", [`error reading ${stream} of task ${task ?? "-"}: ${String(e)}`])
+      finish()
+    })
+    readable.once("close", finish)
+  })
 
-/** Runs one task to completion. Never fails: every problem is reported as events. */
+/** Waits for a promise, giving up (`None`) after `ms`. */
+const within = <A>(p: Promise<A>, ms: number) =>
+  Effect.promise(() => p).pipe(Effect.timeoutOption(ms))
+
+/**
+ * Runs one task to completion, as buildomat §3.4: the script in a file of its own, run by
+ * `/bin/bash` in a new process group (so that it can be killed whole), with stdin from
+ * `/dev/null`, in its working directory under the root, as its uid/gid when the agent is root.
+ * Never fails: every problem is reported as events. Interrupting it kills the task's whole
+ * process group (SIGTERM, the grace period, SIGKILL). Background processes the script leaves
+ * running are left to the job (which kills them once its tasks end).
+ */
 export const runTask = (task: Workers.WorkerPingTask, ctx: TaskContext): Effect.Effect<TaskResult> =>
   Effect.scoped(Effect.gen(function*() {
-    const { emit, root } = ctx
+    const { log, root } = ctx
+    const note = (stream: string, payload: string) => log.append(task.id, stream, [payload])
     const identity = ctx.identity ?? currentIdentity()
-    yield* emit("task", `starting task ${task.id}: ${JSON.stringify(task.name)}`, task.id)
+    note("task", `starting task ${task.id}: ${JSON.stringify(task.name)}`)
 
     const refusal = checkIdentity(task, identity)
     if (refusal !== undefined) {
-      yield* emit("worker", `ERROR: ${refusal}`, task.id)
+      note("worker", `ERROR: ${refusal}`)
       return { _tag: "NotRun", reason: refusal } as const
     }
 
     const isRoot = identity.uid === 0
     const env = environment(task, ctx.jobId, root, identity)
     const cwd = Root.toReal(root, task.workdir === "" ? "/" : task.workdir)
-    const prepared = yield* Effect.tryPromise(async () => {
-      await fs.mkdir(cwd, { recursive: true })
-      if (Root.isMapped(root) && !task.env_clear) await fs.mkdir(path.join(root, "home"), { recursive: true })
-    }).pipe(Effect.either)
-    if (prepared._tag === "Left") {
-      const reason = `could not create the working directory ${task.workdir}: ${String(prepared.left.error)}`
-      yield* emit("worker", `ERROR: ${reason}`, task.id)
-      return { _tag: "NotRun", reason } as const
-    }
-
-    // The script goes to a new file of its own (create-exclusive), removed when the task ends.
+    const tmpdir = ctx.tmpdir ?? os.tmpdir()
+    const file = path.join(tmpdir, `${randomAlphanumeric(16)}.sh`)
     const script = task.script.endsWith("\n") ? task.script : `${task.script}\n`
-    const file = path.join(ctx.tmpdir ?? os.tmpdir(), `${randomAlphanumeric(16)}.sh`)
-    const written = yield* Effect.acquireRelease(
-      Effect.tryPromise(async () => {
-        await fs.writeFile(file, script, { flag: "wx", mode: 0o600 })
-        if (isRoot && task.uid !== 0) await fs.chown(file, task.uid, task.gid)
+    // The working directory and the script file (create-exclusive, removed with the task).
+    // Synchronous: a few microseconds each, and nothing else gets to run before the spawn.
+    const prepared = yield* Effect.acquireRelease(
+      Effect.try(() => {
+        fsSync.mkdirSync(cwd, { recursive: true })
+        if (Root.isMapped(root) && !task.env_clear) fsSync.mkdirSync(path.join(root, "home"), { recursive: true })
+        fsSync.writeFileSync(file, script, { flag: "wx", mode: 0o600 })
+        if (isRoot && task.uid !== 0) fsSync.chownSync(file, task.uid, task.gid)
       }).pipe(Effect.either),
       () => Effect.promise(() => fs.rm(file, { force: true }))
     )
-    if (written._tag === "Left") {
-      const reason = `could not write the script file ${file}: ${String(written.left.error)}`
-      yield* emit("worker", `ERROR: ${reason}`, task.id)
+    if (prepared._tag === "Left") {
+      const reason = `could not prepare the task (working directory ${task.workdir}, script ${file}): ${String(prepared.left.error)}`
+      note("worker", `ERROR: ${reason}`)
       return { _tag: "NotRun", reason } as const
     }
+    const control = ctx.control === undefined ? undefined : yield* ctx.control(task)
+    if (control !== undefined) {
+      Object.assign(env, control.env)
+      if (!task.env_clear) env["PATH"] = `${control.bin}:${env["PATH"] ?? DEFAULT_PATH}`
+    }
 
-    // Not detached: the task stays in the agent's process group, so whoever kills the agent's
-    // group (the local provider) kills the tasks with it.
-    const ended = yield* Deferred.make<ProcessEnd>()
+    if (ctx.beforeSpawn !== undefined) yield* ctx.beforeSpawn
+    // Its own process group (detached), so that cancelling it reaches every process it started.
+    const ended = Deferred.unsafeMake<ProcessEnd>(FiberId.none)
     const start = Date.now()
     const child = yield* Effect.acquireRelease(
       Effect.sync((): ChildProcess => {
         const c = spawn("/bin/bash", [file], {
           cwd,
           env,
+          detached: true,
           stdio: ["ignore", "pipe", "pipe"],
           ...(isRoot ? { uid: task.uid, gid: task.gid } : {})
         })
         // Listen at once: a spawn error is emitted on the next tick.
         c.once("exit", (code, signal) => Deferred.unsafeDone(ended, Exit.succeed({ _tag: "Exit", code, signal })))
         c.once("error", (error) => Deferred.unsafeDone(ended, Exit.succeed({ _tag: "Error", error })))
+        if (c.pid !== undefined) ctx.processes.add(c.pid)
         return c
       }),
-      (c) => Effect.sync(() => {
-        if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
-      })
+      (c, exit) =>
+        // Interrupted (cancel, power-off, the agent stopping): kill the whole group.
+        c.pid !== undefined && Exit.isInterrupted(exit) ? ctx.processes.kill(c.pid) : Effect.void
     )
 
     if (child.pid === undefined || child.stdout === null || child.stderr === null) {
       const end = yield* Deferred.await(ended)
       const reason = end._tag === "Error" ? end.error.message : "the process did not start"
-      yield* emit("agent", `ERROR: exec: ${reason}`, task.id)
+      note("agent", `ERROR: exec: ${reason}`)
       return { _tag: "SpawnFailed", reason } as const
     }
 
-    const readers = yield* Effect.fork(Effect.all([
-      pump(child.stdout, "stdout", task.id, emit),
-      pump(child.stderr, "stderr", task.id, emit)
-    ], { concurrency: 2, discard: true }))
+    const readers = Promise.all([
+      pump(child.stdout, "stdout", task.id, log),
+      pump(child.stderr, "stderr", task.id, log)
+    ])
 
     const end = yield* Deferred.await(ended)
     const duration = Date.now() - start
     let code: number
     if (end._tag === "Error") {
-      yield* emit("worker", `WARNING: task ${task.id}: ${end.error.message}`, task.id)
+      note("worker", `WARNING: task ${task.id}: ${end.error.message}`)
       code = SIGNALLED_EXIT_CODE
     } else if (end.code === null) {
-      yield* emit("worker", `WARNING: task ${task.id} was killed by signal ${end.signal ?? "unknown"}`, task.id)
+      note("worker", `WARNING: task ${task.id} was killed by signal ${end.signal ?? "unknown"}`)
       code = SIGNALLED_EXIT_CODE
     } else {
       code = end.code
@@ -218,18 +271,20 @@ export const runTask = (task: Workers.WorkerPingTask, ctx: TaskContext): Effect.
 
     // A background process started by the script may hold stdout/stderr open after bash exits;
     // wait a while for the rest of the output, but not forever (buildomat: 5 s, then 60 s).
-    if (Option.isNone(yield* Fiber.await(readers).pipe(Effect.timeoutOption("5 seconds")))) {
-      yield* emit(
+    if (Option.isNone(yield* within(readers, 5_000))) {
+      note(
         "worker",
-        `WARNING: task ${task.id} exited but its stdout/stderr are still open (a background process?); waiting up to 60 s`,
-        task.id
+        `WARNING: task ${task.id} exited but its stdout/stderr are still open (a background process?); waiting up to 60 s`
       )
-      if (Option.isNone(yield* Fiber.await(readers).pipe(Effect.timeoutOption("60 seconds")))) {
-        yield* emit("worker", `WARNING: task ${task.id}: gave up waiting for stdout/stderr to close`, task.id)
-        yield* Fiber.interruptFork(readers)
+      if (Option.isNone(yield* within(readers, 60_000))) {
+        note("worker", `WARNING: task ${task.id}: gave up waiting for stdout/stderr to close`)
+        child.stdout.destroy()
+        child.stderr.destroy()
       }
     }
 
-    yield* emit("task", `process exited: duration ${duration} ms, exit code ${code}`, task.id)
+    note("task", `process exited: duration ${duration} ms, exit code ${code}`)
+    // An empty group is forgotten at once, before its number can be reused.
+    if (!groupAlive(child.pid)) ctx.processes.remove(child.pid)
     return { _tag: "Exited", code } as const
   }))

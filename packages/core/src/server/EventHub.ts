@@ -20,6 +20,16 @@ export interface EventHub {
 }
 
 /**
+ * The hub key for "something changed for this worker" (a job assigned to it, the worker recycled,
+ * deleted, held or released), which the long-poll `GET /ext/0/worker/ping` waits on. Job keys are
+ * bare job ids; worker keys never collide with them.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const workerKey = (worker: string): string => `worker/${worker}`
+
+/**
  * @since 0.1.0
  * @category context
  */

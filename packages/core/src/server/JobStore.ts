@@ -14,8 +14,8 @@ import * as Ids from "../Ids.js"
 import type { Job, JobEvent, JobListEntry, JobOutput, JobOutputDigest, JobSubmit, Task } from "../Jobs.js"
 import * as OutputRules from "../OutputRules.js"
 import { now } from "../Schemas.js"
-import type { WorkerAppendJobOrTask, WorkerPingJob } from "../Workers.js"
-import { EventHub } from "./EventHub.js"
+import type { WorkerAppendBatch, WorkerAppendJobOrTask, WorkerPingJob } from "../Workers.js"
+import { EventHub, workerKey } from "./EventHub.js"
 import * as JobModelRules from "./internal/jobModel.js"
 import { Signals } from "./Signals.js"
 
@@ -50,6 +50,8 @@ const MAX_TAGS = 100
 const MAX_TAG_BYTES = 131072
 const TAG_NAME = /^[0-9a-z._-]+$/
 const PAGE = 1000
+/** The most events stored in one `job_event_run` row (a page of `GET /0/jobs/{job}/events`). */
+const RUN_ROWS = 1000
 
 /** What a paged listing scans: the owner (or everyone), the order, a tag filter. */
 interface ListScan {
@@ -111,13 +113,23 @@ const make = Effect.gen(function*() {
         ? Effect.succeed(j)
         : Effect.fail(new Forbidden({ message: "not your job" })))
 
+  /**
+   * The sequence number of a job's latest event, over both `job_event` (one row per event) and
+   * `job_event_run` (one row per run of events, see migration 2); 0 if none.
+   */
+  const maxSeq = (job: string) =>
+    sql<{ last: number }>`SELECT max(
+        (SELECT coalesce(max(seq), 0) FROM job_event WHERE job = ${job}),
+        coalesce((SELECT last_seq FROM job_event_run WHERE job = ${job} ORDER BY seq DESC LIMIT 1), 0)
+      ) AS last`.pipe(Effect.map((r) => r[0]?.last ?? 0))
+
   /** Inserts events for a job inside the caller's transaction; returns the last seq. */
   const insertEvents = (
     job: string,
     events: ReadonlyArray<{ task: number | null; stream: string; time_remote: string | null; payload: string }>
   ) =>
     Effect.gen(function*() {
-      const [{ last }] = yield* sql<{ last: number }>`SELECT coalesce(max(seq), 0) AS last FROM job_event WHERE job = ${job}`
+      const last = yield* maxSeq(job)
       const time = now()
       let seq = last
       for (let i = 0; i < events.length; i += 500) {
@@ -356,21 +368,56 @@ const make = Effect.gen(function*() {
       return { items, next_page: next }
     })
 
-  /** Events with `seq >= minseq`, ascending, at most `limit` (buildomat: 1000). */
+  /**
+   * Events with `seq >= minseq`, ascending, at most `limit` (buildomat: 1000), one `JobEvent` per
+   * event whether it is stored as a row of its own (`job_event`) or inside a run
+   * (`job_event_run`). Sequence numbers have no gaps, so the answer is exactly the events
+   * numbered `minseq` to `minseq + limit - 1` that exist.
+   */
   const events = (job: string, minseq: number, limit = 1000) =>
-    sql<{ seq: number; task: number | null; stream: string; time: string; time_remote: string | null; payload: string }>`
-      SELECT seq, task, stream, time, time_remote, payload FROM job_event
-      WHERE job = ${job} AND seq >= ${minseq} ORDER BY seq LIMIT ${limit}`.pipe(
-      Effect.map((rows): ReadonlyArray<JobEvent> => rows),
-      Effect.orDie
-    )
+    Effect.gen(function*() {
+      const lo = Math.max(minseq, 1)
+      const hi = lo + Math.max(limit, 1) - 1
+      const rows = yield* sql<JobEvent & { task: number | null; time_remote: string | null }>`
+        SELECT seq, task, stream, time, time_remote, payload FROM job_event
+        WHERE job = ${job} AND seq BETWEEN ${lo} AND ${hi} ORDER BY seq`
+      // Runs do not overlap: only the one that starts at or before `lo` can hold `lo`.
+      const runs = yield* sql<{
+        seq: number
+        last_seq: number
+        task: number | null
+        stream: string
+        time: string
+        time_remote: string | null
+        payloads: string
+      }>`
+        SELECT seq, last_seq, task, stream, time, time_remote, payloads FROM job_event_run
+        WHERE job = ${job} AND seq <= ${hi} AND seq >= coalesce(
+          (SELECT max(seq) FROM job_event_run WHERE job = ${job} AND seq <= ${lo}), ${lo})
+        ORDER BY seq`
+      if (runs.length === 0) return rows as ReadonlyArray<JobEvent>
+      const out: Array<JobEvent> = [...rows]
+      for (const r of runs) {
+        const payloads = JSON.parse(r.payloads) as ReadonlyArray<string>
+        const from = Math.max(lo, r.seq)
+        const to = Math.min(hi, r.last_seq)
+        for (let seq = from; seq <= to; seq++) {
+          out.push({
+            seq,
+            task: r.task,
+            stream: r.stream,
+            time: r.time,
+            time_remote: r.time_remote,
+            payload: payloads[seq - r.seq]!
+          })
+        }
+      }
+      out.sort((a, b) => a.seq - b.seq)
+      return out as ReadonlyArray<JobEvent>
+    }).pipe(Effect.orDie)
 
   /** The sequence number of a job's latest event (0 if none). */
-  const lastSeq = (job: string) =>
-    sql<{ last: number }>`SELECT coalesce(max(seq), 0) AS last FROM job_event WHERE job = ${job}`.pipe(
-      Effect.map((r) => r[0]?.last ?? 0),
-      Effect.orDie
-    )
+  const lastSeq = (job: string) => maxSeq(job).pipe(Effect.orDie)
 
   /** Appends events from the worker running the job (`POST /1/worker/job/{job}/append`). */
   const append = (job: JobRow, batch: ReadonlyArray<WorkerAppendJobOrTask>) =>
@@ -389,6 +436,68 @@ const make = Effect.gen(function*() {
       ).pipe(Effect.orDie)
       if (done) return yield* Effect.fail(new Conflict({ message: `job ${job.id} is already complete` }))
       yield* hub.notify(job.id)
+    })
+
+  /**
+   * `POST /ext/0/worker/job/{job}/append`: stores batch `batch.batch` of the job's events, as runs,
+   * exactly once. In one transaction: a batch number at or below the job's last is a resend and
+   * stores nothing (`duplicate: true`, even once the job is complete); the next number is stored
+   * and becomes the last; any other number, or a new batch for a complete job, is a `Conflict`.
+   * Each run is split into rows of at most `RUN_ROWS` events, so that reading a page of events
+   * parses little.
+   */
+  const appendBatch = (job: JobRow, batch: WorkerAppendBatch) =>
+    Effect.gen(function*() {
+      const r = yield* sql.withTransaction(
+        Effect.gen(function*() {
+          const [cur] = yield* sql<{ complete: number; event_batch_seq: number }>`
+            SELECT complete, event_batch_seq FROM job WHERE id = ${job.id}`
+          if (cur === undefined) return { _tag: "missing" } as const
+          if (batch.batch <= cur.event_batch_seq) {
+            return { _tag: "ok", last: cur.event_batch_seq, duplicate: true } as const
+          }
+          if (cur.complete) return { _tag: "complete" } as const
+          if (batch.batch !== cur.event_batch_seq + 1) {
+            return { _tag: "gap", expected: cur.event_batch_seq + 1 } as const
+          }
+          let seq = yield* maxSeq(job.id)
+          const time = now()
+          const rows: Array<Record<string, string | number | null>> = []
+          for (const run of batch.runs) {
+            for (let i = 0; i < run.payloads.length; i += RUN_ROWS) {
+              const part = run.payloads.slice(i, i + RUN_ROWS)
+              rows.push({
+                job: job.id,
+                seq: seq + 1,
+                last_seq: seq + part.length,
+                task: run.task ?? null,
+                stream: run.stream,
+                time,
+                time_remote: run.time,
+                payloads: JSON.stringify(part)
+              })
+              seq += part.length
+            }
+          }
+          for (let i = 0; i < rows.length; i += 100) {
+            yield* sql`INSERT INTO job_event_run ${sql.insert(rows.slice(i, i + 100))}`
+          }
+          yield* sql`UPDATE job SET event_batch_seq = ${batch.batch} WHERE id = ${job.id}`
+          return { _tag: "ok", last: batch.batch, duplicate: false } as const
+        })
+      ).pipe(Effect.orDie)
+      switch (r._tag) {
+        case "missing":
+          return yield* Effect.fail(new NotFound({ message: `job ${job.id} does not exist` }))
+        case "complete":
+          return yield* Effect.fail(new Conflict({ message: `job ${job.id} is already complete` }))
+        case "gap":
+          return yield* Effect.fail(
+            new Conflict({ message: `batch ${batch.batch} is out of order: the next batch of job ${job.id} is ${r.expected}` })
+          )
+      }
+      if (!r.duplicate) yield* hub.notify(job.id)
+      return { last_batch: r.last, duplicate: r.duplicate }
     })
 
   /** `POST /0/jobs/{job}/cancel`: sets the flag; the scheduler then fails the job. */
@@ -457,15 +566,17 @@ const make = Effect.gen(function*() {
           yield* sql`UPDATE job SET complete = 1, failed = ${fail ? 1 : 0} WHERE id = ${jobId}`
           yield* setTime(jobId, "complete", now())
           if (cur.worker !== null) {
-            yield* sql`UPDATE worker SET recycle = 1 WHERE id = ${cur.worker} AND deleted = 0`
+            // A worker whose agent promised post-job diagnostics is recycled once they complete.
+            yield* sql`UPDATE worker SET recycle = 1 WHERE id = ${cur.worker} AND deleted = 0 AND diagnostics = 0`
           }
-          return "ok" as const
+          return cur.worker ?? "ok"
         })
       ).pipe(Effect.orDie)
       if (r === "cancelled") {
         return yield* Effect.fail(new Conflict({ message: "cannot complete job: job was cancelled" }))
       }
       if (r === "missing") return yield* Effect.fail(new NotFound({ message: `job ${jobId} does not exist` }))
+      if (r !== "ok" && r !== "noop") yield* hub.notify(workerKey(r))
       yield* hub.notify(jobId)
       yield* signals.wakeAll
     })
@@ -567,6 +678,7 @@ const make = Effect.gen(function*() {
     events,
     lastSeq,
     append,
+    appendBatch,
     cancel,
     completeTask,
     complete,

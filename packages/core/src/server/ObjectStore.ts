@@ -52,6 +52,12 @@ export interface ByteRange {
  */
 export interface ObjectStore {
   readonly put: <E>(key: string, body: Stream.Stream<Uint8Array, E>) => Effect.Effect<number, ObjectStoreError | E>
+  /**
+   * Optional: stores the local file `file` as `key`, taking it over (the file is gone afterwards);
+   * resolves to its size in bytes. A store that can adopt a file (the file-system store renames
+   * it) saves writing the bytes a second time; callers fall back to `put` when it is absent.
+   */
+  readonly putFile?: ((key: string, file: string) => Effect.Effect<number, ObjectStoreError>) | undefined
   readonly get: (key: string, range?: ByteRange) => Stream.Stream<Uint8Array, ObjectStoreError>
   readonly head: (key: string) => Effect.Effect<Option.Option<number>, ObjectStoreError>
   readonly delete: (key: string) => Effect.Effect<void, ObjectStoreError>
@@ -225,7 +231,43 @@ export const makeFileSystem = (root: string): ObjectStore => {
       catch: fail("list", prefix)
     })
 
-  return { put, get, head, delete: del, list }
+  const putFile = (key: string, file: string) =>
+    Effect.gen(function*() {
+      const dest = yield* Effect.try({ try: () => pathOf(key), catch: fail("put", key) })
+      return yield* Effect.tryPromise({
+        try: async () => {
+          await NodeFs.promises.mkdir(NodePath.dirname(dest), { recursive: true })
+          const fh = await NodeFs.promises.open(file, "r+")
+          let size: number
+          try {
+            await fh.sync()
+            size = (await fh.stat()).size
+          } finally {
+            await fh.close()
+          }
+          try {
+            await NodeFs.promises.rename(file, dest)
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== "EXDEV") throw e
+            // Another file system: copy beside the destination, fsync, rename.
+            const tmp = `${dest}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`
+            await NodeFs.promises.copyFile(file, tmp)
+            const t = await NodeFs.promises.open(tmp, "r+")
+            try {
+              await t.sync()
+            } finally {
+              await t.close()
+            }
+            await NodeFs.promises.rename(tmp, dest)
+            await NodeFs.promises.rm(file, { force: true })
+          }
+          return size
+        },
+        catch: fail("put", key)
+      })
+    })
+
+  return { put, putFile, get, head, delete: del, list }
 }
 
 /**

@@ -10,7 +10,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
 import * as Ids from "../Ids.js"
 import { now } from "../Schemas.js"
-import { EventHub } from "./EventHub.js"
+import { EventHub, workerKey } from "./EventHub.js"
 import { JobStore } from "./JobStore.js"
 import { Signals } from "./Signals.js"
 import { maxRuntimeOnce, waitersOnce } from "./Waiters.js"
@@ -30,7 +30,10 @@ export const assignOnce = Effect.gen(function*() {
   const cancelled = yield* sql<{ id: string; worker: string | null }>`
     SELECT id, worker FROM job WHERE complete = 0 AND cancelled = 1`
   for (const j of cancelled) {
-    if (j.worker !== null) yield* sql`UPDATE worker SET recycle = 1 WHERE id = ${j.worker} AND deleted = 0`
+    if (j.worker !== null) {
+      yield* sql`UPDATE worker SET recycle = 1 WHERE id = ${j.worker} AND deleted = 0`
+      yield* hub.notify(workerKey(j.worker))
+    }
     yield* jobs.complete(j.id, true).pipe(Effect.catchAll(() => Effect.void))
   }
 
@@ -66,7 +69,7 @@ export const assignOnce = Effect.gen(function*() {
         list.push(w)
         byTarget.set(w.target, list)
       }
-      const done: Array<string> = []
+      const done: Array<{ readonly job: string; readonly worker: string }> = []
       for (const j of queued) {
         const w = byTarget.get(j.target_id)?.shift()
         if (w === undefined) continue
@@ -78,12 +81,16 @@ export const assignOnce = Effect.gen(function*() {
           j.id,
           `job assigned to worker ${w.id} [factory ${w.factory}, ${w.factory_private ?? "-"}] (queued for ${waited} ms)`
         )
-        done.push(j.id)
+        done.push({ job: j.id, worker: w.id })
       }
       return done
     })
   )
-  for (const id of assigned) yield* hub.notify(id)
+  for (const a of assigned) {
+    // Wake the agent's long-poll (GET /ext/0/worker/ping) at once: dispatch in milliseconds.
+    yield* hub.notify(workerKey(a.worker))
+    yield* hub.notify(a.job)
+  }
   if (assigned.length > 0 || cancelled.length > 0 || orphaned.length > 0 || woke > 0) yield* signals.provisioner.wake
   return assigned.length
 }).pipe(Effect.orDie, Effect.withSpan("Scheduler.assignOnce"))

@@ -43,6 +43,8 @@ import {
   UserAuthLive,
   UsersLive,
   WorkerAuthLive,
+  WorkerDiagnosticsLive,
+  WorkerExtLive,
   WorkerLive
 } from "./Http.js"
 import { JobInputsLive, JobOutputsLive, JobStoreLive, PublicLive, WorkerJobLive } from "./http/JobModel.js"
@@ -123,6 +125,7 @@ export interface ServerOptions {
 export const ApiLive = HttpApiBuilder.api(BuildomatApi).pipe(
   Layer.provide([JobsLive, UsersLive, BootstrapLive, WorkerLive, AdminLive, TargetsLive, FactoriesLive, FactoryLive]),
   Layer.provide([JobInputsLive, JobStoreLive, JobOutputsLive, PublicLive, WorkerJobLive]),
+  Layer.provide([WorkerExtLive, WorkerDiagnosticsLive]),
   Layer.provide([UserAuthLive, AdminAuthLive, WorkerAuthLive, FactoryAuthLive])
 )
 

@@ -7,11 +7,12 @@
  * @since 0.1.0
  */
 import { SqlClient } from "@effect/sql"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Deferred, Effect, Layer, Option } from "effect"
+import { Conflict } from "../Errors.js"
 import * as Ids from "../Ids.js"
 import { currentTime, now } from "../Schemas.js"
-import type { WorkerPingResult } from "../Workers.js"
-import { EventHub } from "./EventHub.js"
+import type { WorkerAppend, WorkerPingResult } from "../Workers.js"
+import { EventHub, workerKey } from "./EventHub.js"
 import * as Tokens from "./internal/tokens.js"
 import { JobStore, type JobRow } from "./JobStore.js"
 import { Signals } from "./Signals.js"
@@ -46,6 +47,10 @@ const make = Effect.gen(function*() {
   const jobs = yield* JobStore
   const hub = yield* EventHub
   const signals = yield* Signals
+  // Completed when the server stops, so that long-polls answer at once instead of holding the
+  // HTTP server's shutdown (which waits for requests in flight) for up to a minute.
+  const stopping = yield* Deferred.make<void>()
+  yield* Effect.addFinalizer(() => Deferred.succeed(stopping, undefined))
 
   /**
    * A new worker for `target` (an id) made by `factory` (a factory id); returns its id and
@@ -75,9 +80,15 @@ const make = Effect.gen(function*() {
       return { id, bootstrap }
     }).pipe(Effect.orDie)
 
-  /** Records the provider's instance id; the agent can bootstrap only after this. */
-  const associate = (id: string, instance: string, ip: string | undefined) =>
-    sql`UPDATE worker SET factory_private = ${instance}, factory_ip = ${ip ?? null} WHERE id = ${id}`.pipe(
+  /**
+   * Records the provider's instance id (and its factory metadata, if any, as JSON); the agent can
+   * bootstrap only after this.
+   */
+  const associate = (id: string, instance: string, ip: string | undefined, metadata?: unknown) =>
+    (metadata === undefined
+      ? sql`UPDATE worker SET factory_private = ${instance}, factory_ip = ${ip ?? null} WHERE id = ${id}`
+      : sql`UPDATE worker SET factory_private = ${instance}, factory_ip = ${ip ?? null},
+          factory_metadata = ${JSON.stringify(metadata)} WHERE id = ${id}`).pipe(
       Effect.asVoid,
       Effect.orDie
     )
@@ -133,7 +144,9 @@ const make = Effect.gen(function*() {
       yield* sql`UPDATE worker SET lastping = ${yield* currentTime} WHERE id = ${id}`.pipe(Effect.orDie)
       const w = yield* get(id)
       if (Option.isNone(w)) return { poweroff: true } satisfies WorkerPingResult
-      const poweroff = (w.value.recycle === 1 || w.value.deleted === 1) && w.value.hold_time === null
+      // buildomat: poweroff = (recycle || deleted) && !held && !diagnostics.
+      const poweroff = (w.value.recycle === 1 || w.value.deleted === 1) && w.value.hold_time === null &&
+        !w.value.diagnostics
       const j = yield* jobOf(id)
       // The job is withheld while the factory still forwards boot logs (`wait_for_flush`).
       const job = Option.isSome(j) && !j.value.complete && !w.value.wait_for_flush ? yield* jobs.pingJob(j.value) : null
@@ -146,6 +159,35 @@ const make = Effect.gen(function*() {
         factory_metadata: w.value.factory_metadata != null ? JSON.parse(w.value.factory_metadata) : null,
         factory_info: f !== undefined ? { id: f.id, name: f.name, private: w.value.factory_private } : null
       } satisfies WorkerPingResult
+    })
+
+  /**
+   * `GET /ext/0/worker/ping`: `ping`, held for up to `waitMs` while nothing the agent needs to
+   * know has changed, that is while the worker is not told to power off and its assigned,
+   * incomplete job is `knownJob` (`null`: none). It wakes on the worker's `EventHub` key, which
+   * assignment, completion, recycle, fail and delete signal, and re-reads the worker every second
+   * as well, so that a change made without a signal is seen within a second.
+   */
+  const pingWait = (id: string, knownJob: string | null, waitMs: number) =>
+    Effect.gen(function*() {
+      const deadline = Date.now() + waitMs
+      const key = workerKey(id)
+      for (;;) {
+        const signal = yield* hub.signal(key)
+        const [st] = yield* sql<{ off: number; job: string | null }>`
+          SELECT ((w.recycle = 1 OR w.deleted = 1) AND w.hold_time IS NULL AND w.diagnostics = 0) AS off,
+            CASE WHEN w.wait_for_flush = 1 THEN NULL
+              ELSE (SELECT j.id FROM job j WHERE j.worker = w.id AND j.complete = 0) END AS job
+          FROM worker w WHERE w.id = ${id}`.pipe(Effect.orDie)
+        const left = deadline - Date.now()
+        if (st === undefined || st.off || st.job !== knownJob || left <= 0 || (yield* Deferred.isDone(stopping))) {
+          return yield* ping(id)
+        }
+        yield* Deferred.await(signal).pipe(
+          Effect.raceFirst(Deferred.await(stopping)),
+          Effect.timeoutOption(Math.min(left, 1000))
+        )
+      }
     })
 
   /**
@@ -169,19 +211,101 @@ const make = Effect.gen(function*() {
       yield* sql`UPDATE worker SET recycle = 1, hold_time = coalesce(hold_time, ${now()}),
         hold_reason = coalesce(hold_reason, ${why}) WHERE id = ${id}`.pipe(Effect.orDie)
       if (Option.isSome(j)) yield* hub.notify(j.value.id)
+      yield* hub.notify(workerKey(id))
       yield* signals.wakeAll
     })
 
   /** Marks a worker recycled: its provider destroys it and its agent is told to power off. */
   const recycle = (id: string) =>
     sql`UPDATE worker SET recycle = 1 WHERE id = ${id} AND deleted = 0`.pipe(
+      Effect.zipRight(hub.notify(workerKey(id))),
       Effect.zipRight(signals.provisioner.wake),
       Effect.orDie
     )
 
   /** Marks a worker deleted (its machine is gone); its token stops working. */
   const markDeleted = (id: string) =>
-    sql`UPDATE worker SET deleted = 1, recycle = 1 WHERE id = ${id}`.pipe(Effect.asVoid, Effect.orDie)
+    sql`UPDATE worker SET deleted = 1, recycle = 1, diagnostics = 0 WHERE id = ${id}`.pipe(
+      Effect.zipRight(hub.notify(workerKey(id))),
+      Effect.asVoid,
+      Effect.orDie
+    )
+
+  /**
+   * `POST /0/worker/append`: worker events, numbered from 1 per worker, in one transaction.
+   * Refused (`Conflict`) once the worker is deleted.
+   */
+  const appendEvents = (id: string, events: ReadonlyArray<WorkerAppend>) =>
+    Effect.gen(function*() {
+      const ok = yield* sql.withTransaction(
+        Effect.gen(function*() {
+          const [w] = yield* sql<{ deleted: number }>`SELECT deleted FROM worker WHERE id = ${id}`
+          if (w === undefined || w.deleted) return false
+          if (events.length === 0) return true
+          const [{ last }] = yield* sql<{ last: number }>`
+            SELECT coalesce(max(seq), 0) AS last FROM worker_event WHERE worker = ${id}`
+          const time = now()
+          const rows = events.map((e, i) => ({
+            worker: id,
+            seq: last + i + 1,
+            stream: e.stream,
+            time,
+            time_remote: e.time,
+            payload: e.payload
+          }))
+          for (let i = 0; i < rows.length; i += 500) yield* sql`INSERT INTO worker_event ${sql.insert(rows.slice(i, i + 500))}`
+          return true
+        })
+      ).pipe(Effect.orDie)
+      if (!ok) return yield* Effect.fail(new Conflict({ message: `worker ${id} is deleted` }))
+    })
+
+  /** A worker's events with `seq >= minseq`, ascending, at most 1000. */
+  const events = (id: string, minseq = 0) =>
+    sql<{ seq: number; stream: string; time: string; time_remote: string | null; payload: string }>`
+      SELECT seq, stream, time, time_remote, payload FROM worker_event
+      WHERE worker = ${id} AND seq >= ${minseq} ORDER BY seq LIMIT 1000`.pipe(Effect.orDie)
+
+  /**
+   * `POST /0/worker/diagnostics/enable`: the agent will run post-job diagnostics, so the worker
+   * is neither recycled at job completion nor told to power off until they complete.
+   * Idempotent; `Conflict` once deleted.
+   */
+  const enableDiagnostics = (id: string) =>
+    Effect.gen(function*() {
+      const w = yield* get(id)
+      if (Option.isNone(w) || w.value.deleted) {
+        return yield* Effect.fail(new Conflict({ message: `worker ${id} is deleted` }))
+      }
+      yield* sql`UPDATE worker SET diagnostics = 1 WHERE id = ${id}`.pipe(Effect.orDie)
+    })
+
+  /**
+   * `POST /0/worker/diagnostics/complete {hold}` (buildomat §2.5): a no-op unless diagnostics
+   * were enabled; otherwise clears the flag, holds the worker if `hold` (reason "post-job
+   * diagnostics reported a fault"; a worker event if already held), and recycles it if its job
+   * is complete. `Conflict` once deleted.
+   */
+  const completeDiagnostics = (id: string, hold: boolean) =>
+    Effect.gen(function*() {
+      const w = yield* get(id)
+      if (Option.isNone(w) || w.value.deleted) {
+        return yield* Effect.fail(new Conflict({ message: `worker ${id} is deleted` }))
+      }
+      if (!w.value.diagnostics) return
+      const reason = "post-job diagnostics reported a fault"
+      if (hold && w.value.hold_time !== null) {
+        yield* appendEvents(id, [{ stream: "control", time: now(), payload: `${reason} (already held)` }])
+      }
+      yield* sql`UPDATE worker SET diagnostics = 0,
+          hold_time = CASE WHEN ${hold ? 1 : 0} = 1 AND hold_time IS NULL THEN ${now()} ELSE hold_time END,
+          hold_reason = CASE WHEN ${hold ? 1 : 0} = 1 AND hold_time IS NULL THEN ${reason} ELSE hold_reason END,
+          recycle = CASE WHEN EXISTS (SELECT 1 FROM job j WHERE j.worker = worker.id AND j.complete = 1)
+            THEN 1 ELSE recycle END
+        WHERE id = ${id}`.pipe(Effect.orDie)
+      yield* hub.notify(workerKey(id))
+      yield* signals.provisioner.wake
+    })
 
   /** The workers of a factory that are not deleted. */
   const liveOf = (factory: string) =>
@@ -189,7 +313,24 @@ const make = Effect.gen(function*() {
       SELECT w.*, EXISTS (SELECT 1 FROM job j WHERE j.worker = w.id) AS has_job
       FROM worker w WHERE w.factory = ${factory} AND w.deleted = 0 ORDER BY w.id`.pipe(Effect.orDie)
 
-  return { create, associate, bootstrap, byToken, get, jobOf, ping, fail, recycle, markDeleted, liveOf } as const
+  return {
+    create,
+    associate,
+    bootstrap,
+    byToken,
+    get,
+    jobOf,
+    ping,
+    pingWait,
+    fail,
+    recycle,
+    markDeleted,
+    liveOf,
+    appendEvents,
+    events,
+    enableDiagnostics,
+    completeDiagnostics
+  } as const
 })
 
 /**
@@ -207,4 +348,4 @@ export class WorkerStore extends Context.Tag("@buildomat/core/server/WorkerStore
  * @since 0.1.0
  * @category layers
  */
-export const layer = Layer.effect(WorkerStore, make)
+export const layer = Layer.scoped(WorkerStore, make)

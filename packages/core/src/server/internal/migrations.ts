@@ -8,11 +8,13 @@ import m0001 from "./migrations/0001_initial.js"
 import m0003 from "./migrations/0003_job_model.js"
 import m0004 from "./migrations/0004_factories.js"
 import m0005 from "./migrations/0005_archive.js"
+import m0006 from "./migrations/0006_agent.js"
 
 /** The migrations, keyed `<number>_<name>` as `SqliteMigrator.fromRecord` expects. */
 export const migrations = {
   "0001_initial": m0001,
   "0003_job_model": m0003,
   "0004_factories": m0004,
-  "0005_archive": m0005
+  "0005_archive": m0005,
+  "0006_agent": m0006
 }

@@ -1,0 +1,256 @@
+/**
+ * The control channel of a running task (buildomat §3.8): the `bmat` command, run by the task,
+ * asks the agent over a UNIX socket to read or write the job store, upload a file as an output,
+ * or start a background process whose output is captured.
+ *
+ * Each task gets its own socket, in a fresh directory owned by the task's user with mode 0700
+ * (the socket 0600), so only that user (and root) can use it, and only while the task runs
+ * (buildomat: one socket, mode 0777, for anyone on the machine). Beside it, `bin/bmat` is a tiny
+ * script that runs this bundle as `bmat`; the agent puts that directory first on the task's
+ * `PATH` and names the socket in `BUILDOMAT_CONTROL`.
+ *
+ * The protocol is one JSON object per line each way: a request `{ "id", "op", ... }`, answered by
+ * `{ "id", "ok": true, ... }` or `{ "id", "ok": false, "error" }`.
+ *
+ * @internal
+ */
+import type { Client, Ids, Workers } from "@buildomat/core"
+import type { HttpClient } from "@effect/platform"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as path from "node:path"
+import { Effect, Runtime } from "effect"
+import type { Scope } from "effect"
+import type { EventLog } from "./events.js"
+import type { Processes } from "./processes.js"
+import { describe, retrying } from "./retry.js"
+import * as Root from "./root.js"
+import { pump, type Identity } from "./task.js"
+import { uploadFile } from "./upload.js"
+
+/** The environment variable that names the control socket. */
+export const SOCKET_ENV = "BUILDOMAT_CONTROL"
+
+/** A request from `bmat`. */
+export type Request =
+  | { readonly op: "store-get"; readonly name: string }
+  | { readonly op: "store-put"; readonly name: string; readonly value: string; readonly secret: boolean }
+  | { readonly op: "add-output"; readonly path: string }
+  | {
+    readonly op: "process-start"
+    readonly name: string
+    readonly cmd: string
+    readonly args: ReadonlyArray<string>
+    readonly env: Readonly<Record<string, string>>
+    readonly cwd: string
+  }
+
+/** What the control channel needs from the job. */
+export interface ControlContext {
+  readonly api: Client.ApiClient
+  readonly http: HttpClient.HttpClient
+  readonly job: Ids.JobId
+  readonly root: string
+  readonly log: EventLog
+  readonly processes: Processes
+  readonly identity: Identity
+  readonly tmpdir: string
+  /** The argv that runs this agent's bundle (`[node, bundle]`); no `bmat` without it. */
+  readonly command: ReadonlyArray<string> | undefined
+}
+
+const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`
+
+const BG_NAME = /^[A-Za-z0-9._-]{1,48}$/
+
+/**
+ * Opens the control channel of `task` for the scope; returns the `bin` directory for the task's
+ * `PATH` and its environment additions. When the scope closes (the task has ended), the socket
+ * goes, and every background process the task started is stopped (SIGTERM, the grace period,
+ * SIGKILL), its remaining output sent.
+ */
+export const open = (ctx: ControlContext, task: Workers.WorkerPingTask) =>
+  Effect.gen(function*() {
+    if (ctx.command === undefined) return undefined
+    const runtime = yield* Effect.runtime<never>()
+    const run = Runtime.runPromise(runtime)
+    const asRoot = ctx.identity.uid === 0
+    const uid = asRoot ? task.uid : ctx.identity.uid
+    const gid = asRoot ? task.gid : ctx.identity.gid
+
+    const dir = fs.mkdtempSync(path.join(ctx.tmpdir, "bmat-"))
+    const bin = path.join(dir, "bin")
+    const socket = path.join(dir, "control.sock")
+    fs.mkdirSync(bin, { mode: 0o755 })
+    fs.writeFileSync(
+      path.join(bin, "bmat"),
+      `#!/bin/sh\nexec ${ctx.command.map(quote).join(" ")} bmat --socket ${quote(socket)} "$@"\n`,
+      { mode: 0o755 }
+    )
+    const background = new Map<string, { readonly pgid: number; readonly readers: Promise<unknown> }>()
+    const note = (stream: string, payload: string) => ctx.log.append(task.id, stream, [payload])
+
+    const handle = (req: Request): Effect.Effect<Record<string, unknown>> => {
+      switch (req.op) {
+        case "store-get":
+          return retrying("store get", ctx.api.workerJob.storeGet({ path: { job: ctx.job, name: req.name } })).pipe(
+            Effect.map((r): Record<string, unknown> => ({ ok: true, value: r.value ?? null })),
+            Effect.catchAll((e) => Effect.succeed({ ok: false, error: describe(e) }))
+          )
+        case "store-put":
+          return retrying(
+            "store put",
+            ctx.api.workerJob.storePut({ path: { job: ctx.job, name: req.name }, payload: { value: req.value, secret: req.secret } })
+          ).pipe(
+            Effect.as<Record<string, unknown>>({ ok: true }),
+            Effect.catchAll((e) => Effect.succeed({ ok: false, error: describe(e) }))
+          )
+        case "add-output":
+          return addOutput(req.path)
+        case "process-start":
+          return processStart(req)
+      }
+    }
+
+    /** Uploads a file the task names, if the task's user may read it. */
+    const addOutput = (real: string) =>
+      Effect.gen(function*() {
+        if (!path.isAbsolute(real)) return { ok: false, error: `${real} is not an absolute path` }
+        const normal = path.resolve(real)
+        let jobPath = normal
+        if (Root.isMapped(ctx.root)) {
+          const rel = path.relative(ctx.root, normal)
+          if (rel.startsWith("..") || path.isAbsolute(rel)) {
+            return { ok: false, error: `${real} is outside the job's root ${ctx.root}` }
+          }
+          jobPath = `/${rel.split(path.sep).join("/")}`
+        }
+        // Root reads anything: check that the task's user may read this file. The kernel checks
+        // the path (as the user); the opened file's owner and mode are checked after opening, so
+        // that swapping the file in between gains nothing.
+        const admit = !asRoot || uid === 0 ? undefined : (fh: fs.promises.FileHandle) =>
+          Effect.gen(function*() {
+            const ok = yield* Effect.async<boolean>((resume) => {
+              const c = spawn("/bin/bash", ["-c", "test -f \"$1\" && test -r \"$1\"", "bmat", normal], {
+                uid,
+                gid,
+                stdio: "ignore",
+                env: {}
+              })
+              c.once("error", () => resume(Effect.succeed(false)))
+              c.once("exit", (code) => resume(Effect.succeed(code === 0)))
+            })
+            const st = yield* Effect.promise(() => fh.stat())
+            const readable = (st.uid === uid && (st.mode & 0o400) !== 0) ||
+              (st.gid === gid && (st.mode & 0o040) !== 0) || (st.mode & 0o004) !== 0
+            return ok && readable ? undefined : `${real}: the task's user (uid ${uid}) may not read it`
+          })
+        const r = yield* uploadFile({ api: ctx.api, http: ctx.http, job: ctx.job, log: ctx.log, admit }, {
+          path: jobPath,
+          real: normal,
+          relaxed: false
+        })
+        return r.result === "Uploaded"
+          ? { ok: true, path: jobPath, size: r.size, sha256: r.sha256 }
+          : { ok: false, error: `uploading ${real} failed (see the job's worker events)` }
+      })
+
+    /** Starts a background process in a group of its own, its output on `bg.<name>.*`. */
+    const processStart = (req: Extract<Request, { op: "process-start" }>) =>
+      Effect.sync(() => {
+        if (!BG_NAME.test(req.name)) return { ok: false, error: `process name ${JSON.stringify(req.name)} must be 1-48 of [A-Za-z0-9._-]` }
+        if (background.has(req.name)) return { ok: false, error: `this task already started a process named ${req.name}` }
+        const child = spawn(req.cmd, [...req.args], {
+          cwd: req.cwd,
+          env: { ...req.env },
+          detached: true,
+          stdio: ["ignore", "pipe", "pipe"],
+          ...(asRoot ? { uid, gid } : {})
+        })
+        return new Promise<Record<string, unknown>>((resolve) => {
+          child.once("error", (e) => resolve({ ok: false, error: `starting ${req.cmd}: ${e.message}` }))
+          child.once("spawn", () => {
+            const pgid = child.pid!
+            ctx.processes.add(pgid)
+            const started = Date.now()
+            const readers = Promise.all([
+              pump(child.stdout!, `bg.${req.name}.stdout`, task.id, ctx.log),
+              pump(child.stderr!, `bg.${req.name}.stderr`, task.id, ctx.log)
+            ])
+            child.once("exit", (code, signal) => {
+              void readers.then(() =>
+                note(
+                  `bg.${req.name}`,
+                  `process exited: duration ${Date.now() - started} ms, ${signal === null ? `exit code ${code}` : `signal ${signal}`}`
+                )
+              )
+            })
+            background.set(req.name, { pgid, readers })
+            note(`bg.${req.name}`, `started process ${req.name} (pid ${pgid}): ${[req.cmd, ...req.args].join(" ")}`)
+            resolve({ ok: true, pid: pgid })
+          })
+        })
+      }).pipe(Effect.flatMap((r) => (r instanceof Promise ? Effect.promise(() => r) : Effect.succeed(r))))
+
+    const server = net.createServer((conn) => {
+      let buffered = ""
+      conn.setEncoding("utf8")
+      conn.on("error", () => {})
+      conn.on("data", (data: string) => {
+        buffered += data
+        for (let nl = buffered.indexOf("\n"); nl !== -1; nl = buffered.indexOf("\n")) {
+          const line = buffered.slice(0, nl)
+          buffered = buffered.slice(nl + 1)
+          let req: Request & { id?: unknown }
+          try {
+            req = JSON.parse(line)
+          } catch {
+            conn.write(`${JSON.stringify({ ok: false, error: "not a JSON request" })}\n`)
+            continue
+          }
+          void run(
+            handle(req).pipe(
+              Effect.catchAllCause((cause) => Effect.succeed({ ok: false, error: describe(cause) })),
+              Effect.catchAllDefect((d) => Effect.succeed({ ok: false, error: String(d) }))
+            )
+          ).then((res) => {
+            if (!conn.destroyed) conn.write(`${JSON.stringify({ id: req.id, ...res })}\n`)
+          })
+        }
+      })
+    })
+    yield* Effect.acquireRelease(
+      // Not awaited: a UNIX socket is bound by the time `listen` returns, and the task's first
+      // `bmat` (a node process) starts long after the socket accepts.
+      Effect.sync(() => {
+        server.on("error", (e) => ctx.log.append(task.id, "worker", [`WARNING: bmat's control socket failed: ${e.message}`]))
+        server.listen(socket)
+      }),
+      () =>
+        Effect.gen(function*() {
+          yield* Effect.async<void>((resume) => {
+            server.close(() => resume(Effect.void))
+          })
+          // Background processes end with their task (buildomat: SIGTERM, then SIGKILL).
+          yield* Effect.forEach(background.values(), (b) =>
+            ctx.processes.kill(b.pgid).pipe(
+              Effect.zipRight(Effect.promise(() => Promise.race([b.readers, new Promise((r) => setTimeout(r, 2000))])))
+            ), { concurrency: "unbounded", discard: true })
+          fs.rmSync(dir, { recursive: true, force: true })
+        })
+    )
+    fs.chmodSync(socket, 0o600)
+    fs.chmodSync(dir, 0o700)
+    if (asRoot) {
+      for (const p of [dir, bin, path.join(bin, "bmat"), socket]) fs.chownSync(p, uid, gid)
+    }
+    return { bin, env: { [SOCKET_ENV]: socket } }
+  }).pipe(
+    Effect.catchAllDefect((d) =>
+      Effect.sync(() => {
+        ctx.log.append(task.id, "worker", [`WARNING: bmat is not available to this task: ${String(d)}`])
+        return undefined
+      })
+    )
+  ) satisfies Effect.Effect<unknown, never, Scope.Scope>

@@ -1,0 +1,200 @@
+/**
+ * The process groups the agent starts (tasks, and background processes started with
+ * `bmat process start`), and how they are killed. Each runs in a process group of its own
+ * (spawned detached), so that the agent can signal the whole group, descendants included, without
+ * signalling itself: SIGTERM, a grace period, then SIGKILL.
+ *
+ * Nothing may outlive the agent, however it ends:
+ *
+ * - cancelled or powered off: the scope that started the group kills it (TERM, grace, KILL);
+ * - SIGTERM/SIGINT (a provider destroying the machine): the runtime interrupts the agent, which
+ *   closes those scopes, as above;
+ * - a plain exit: the `exit` handler SIGKILLs every group still registered;
+ * - SIGKILL (nothing runs in the agent): a watchdog, a small bash process in a process group of
+ *   its own, holds the read end of a pipe from the agent and is told each group as it starts and
+ *   ends. When the agent dies the kernel closes the pipe; the watchdog then TERMs every group it
+ *   still knows of, waits the grace period and KILLs them.
+ *
+ * @internal
+ */
+import { spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import { Effect } from "effect"
+import type { Scope } from "effect"
+
+/**
+ * Sends `signal` to every process of group `pgid`; a group that is gone is not an error.
+ */
+export const signalGroup = (pgid: number, signal: NodeJS.Signals): void => {
+  try {
+    process.kill(-pgid, signal)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error
+  }
+}
+
+/**
+ * Whether group `pgid` has a live member. Zombies do not count (a killed task's children are
+ * reparented to init, which may reap them lazily); on Linux `/proc` tells them apart.
+ */
+export const groupAlive = (pgid: number): boolean => {
+  try {
+    process.kill(-pgid, 0)
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ESRCH"
+  }
+  if (process.platform !== "linux") return true
+  let entries: Array<string>
+  try {
+    entries = fs.readdirSync("/proc")
+  } catch {
+    return true
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    let stat: string
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8")
+    } catch {
+      continue
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    if (Number(fields[2]) === pgid && fields[0] !== "Z" && fields[0] !== "X") return true
+  }
+  return false
+}
+
+const realSleep = (ms: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), ms)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+/** Waits (wall clock) until the group has no live member; `false` if one is left after `ms`. */
+export const waitGone = (pgid: number, ms: number): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + ms
+    while (groupAlive(pgid)) {
+      if (Date.now() >= deadline) return false
+      yield* realSleep(20)
+    }
+    return true
+  })
+
+const WATCHDOG = `
+trap '' TERM INT HUP
+declare -A live=()
+while IFS= read -r line; do
+  case $line in
+    +[0-9]*) live[\${line:1}]=1 ;;
+    -[0-9]*) unset "live[\${line:1}]" ;;
+  esac
+done
+(( \${#live[@]} == 0 )) && exit 0
+for g in "\${!live[@]}"; do kill -TERM -- "-$g" 2>/dev/null; done
+sleep "$1"
+for g in "\${!live[@]}"; do kill -KILL -- "-$g" 2>/dev/null; done
+exit 0
+`
+
+/** The groups alive in this process, for the `exit` handler. */
+const everyGroup = new Set<number>()
+let exitHookInstalled = false
+const installExitHook = () => {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.on("exit", () => {
+    for (const pgid of everyGroup) {
+      try {
+        process.kill(-pgid, "SIGKILL")
+      } catch {
+        // gone already
+      }
+    }
+  })
+}
+
+/** The registry of live process groups of one agent run. */
+export interface Processes {
+  /** Records a group the agent just started (its leader's pid). */
+  readonly add: (pgid: number) => void
+  /** Forgets a group that is gone. */
+  readonly remove: (pgid: number) => void
+  /** TERM, up to `graceMs`, then KILL; resolves once the group is gone (or after 5 s more). */
+  readonly kill: (pgid: number) => Effect.Effect<void>
+  /** Kills every registered group, in parallel. */
+  readonly killAll: Effect.Effect<void>
+  /** The groups registered now. */
+  readonly live: () => ReadonlyArray<number>
+}
+
+/**
+ * Makes the registry for the scope, with its watchdog. Closing the scope kills every group left
+ * and lets the watchdog go.
+ */
+export const make = (graceMs: number): Effect.Effect<Processes, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    installExitHook()
+    const groups = new Set<number>()
+    let watchdog: ChildProcess | undefined
+    const tell = (line: string) => {
+      if (watchdog === undefined) {
+        try {
+          watchdog = spawn("/bin/bash", ["-c", WATCHDOG, "buildomat-agent-watchdog", String(Math.max(graceMs, 100) / 1000)], {
+            detached: true,
+            stdio: ["pipe", "ignore", "ignore"]
+          })
+          watchdog.on("error", () => {})
+          watchdog.stdin!.on("error", () => {})
+          watchdog.unref()
+        } catch {
+          return
+        }
+      }
+      if (line !== "") watchdog.stdin?.write(`${line}\n`)
+    }
+
+    const remove = (pgid: number) => {
+      if (groups.delete(pgid)) tell(`-${pgid}`)
+      everyGroup.delete(pgid)
+    }
+
+    const kill = (pgid: number) =>
+      Effect.gen(function*() {
+        if (groupAlive(pgid)) {
+          signalGroup(pgid, "SIGTERM")
+          if (!(yield* waitGone(pgid, graceMs))) {
+            signalGroup(pgid, "SIGKILL")
+            yield* waitGone(pgid, 5_000)
+          }
+        }
+        remove(pgid)
+      }).pipe(Effect.uninterruptible)
+
+    const killAll = Effect.suspend(() =>
+      Effect.forEach([...groups], kill, { concurrency: "unbounded", discard: true })
+    )
+
+    // Started now, not at the first task, so that starting a task costs one fork, not two.
+    tell("")
+    yield* Effect.addFinalizer(() =>
+      killAll.pipe(
+        Effect.zipRight(Effect.sync(() => {
+          watchdog?.stdin?.end()
+        }))
+      )
+    )
+
+    return {
+      add: (pgid) => {
+        groups.add(pgid)
+        everyGroup.add(pgid)
+        tell(`+${pgid}`)
+      },
+      remove,
+      kill,
+      killAll,
+      live: () => [...groups]
+    }
+  })
