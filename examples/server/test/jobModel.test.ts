@@ -117,7 +117,7 @@ describe("the job model with real agents", () => {
         `secret sha256: ${sha(secret)}`
       ])
       const events = yield* c.allEvents(first.id)
-      assert.isTrue(events.some((e) => e.stream === "worker" && e.payload === "downloaded input: data.txt"))
+      assert.isTrue(events.some((e) => e.stream === "worker" && e.payload === "downloaded input: /input/data.txt"))
       assert.notInclude(JSON.stringify(events), secret)
       const store = yield* c.api.jobStore.list({ path: { job: first.id as any } })
       assert.deepStrictEqual(store["FROM_JOB"] && [store["FROM_JOB"].value, store["FROM_JOB"].source], ["done", "worker"])

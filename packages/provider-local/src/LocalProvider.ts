@@ -275,6 +275,9 @@ const POLL_MS = 20
 /** A worker id becomes a directory name that is later `rm -rf`ed: allow no separators or dots. */
 const SAFE_WORKER = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/
 
+/** The record of an agent in its scratch directory, read back after a crash. */
+const INSTANCE_FILE = "instance.json"
+
 interface Instance {
   readonly instanceId: string
   readonly worker: string
@@ -391,6 +394,27 @@ export const make = (
     for (const [target, t] of settings) policies[target] = { limit: t.limit, warm: t.warm }
 
     const instances = new Map<string, Instance>()
+    // Adopt the agents a previous run of this provider started and that are still alive (the
+    // server was killed, not shut down); remove the scratch directories of those that are gone.
+    for (const root of new Set([...settings.values()].map((t) => t.scratchRoot))) {
+      for (const entry of fs.existsSync(root) ? fs.readdirSync(root) : []) {
+        const dir = path.join(root, entry)
+        let rec: { instanceId?: unknown; worker?: unknown; target?: unknown; pgid?: unknown }
+        try {
+          rec = JSON.parse(fs.readFileSync(path.join(dir, INSTANCE_FILE), "utf8"))
+        } catch {
+          continue
+        }
+        const { instanceId, worker, target, pgid } = rec
+        if (typeof instanceId !== "string" || typeof worker !== "string" || typeof target !== "string" || typeof pgid !== "number") continue
+        if (groupAlive(pgid) && settings.has(target)) {
+          instances.set(instanceId, { instanceId, worker, target, pgid, dir, exit: undefined, destroying: undefined })
+          yield* Effect.logInfo("local agent adopted").pipe(Effect.annotateLogs({ provider: name, worker, instance: instanceId }))
+        } else {
+          fs.rmSync(dir, { recursive: true, force: true })
+        }
+      }
+    }
     /** Workers whose `create` is under way (worker → target); they hold a slot of the limit. */
     const starting = new Map<string, string>()
     let closed = false
@@ -548,6 +572,15 @@ export const make = (
         })
         child.unref() // a running agent must not keep the server's event loop alive
         instances.set(instanceId, instance)
+        // Agents outlive a server that crashes (they lead their own process groups), as machines
+        // do: a record in the scratch directory lets the next start of the provider adopt them.
+        yield* Effect.promise(() =>
+          fs.promises.writeFile(
+            path.join(dir, INSTANCE_FILE),
+            JSON.stringify({ instanceId, worker, target: request.target, pgid: pid }),
+            { mode: 0o600 }
+          ).catch(() => undefined)
+        )
         yield* Effect.logInfo("local agent started").pipe(
           Effect.annotateLogs({ provider: name, worker, instance: instanceId, target: request.target, dir })
         )

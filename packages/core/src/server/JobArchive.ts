@@ -531,9 +531,8 @@ const make = Effect.gen(function*() {
           let pos = 0
           let next = 1
           for (;;) {
-            const page = yield* sql<{ seq: number; task: number | null; stream: string; time: string; time_remote: string | null; payload: string }>`
-              SELECT seq, task, stream, time, time_remote, payload FROM job_event
-              WHERE job = ${j.id} AND seq >= ${next} ORDER BY seq LIMIT ${PAGE}`.pipe(Effect.orDie)
+            // Through the job store: events are stored one per row or in runs (`job_event_run`).
+            const page = yield* jobs.events(j.id, next, PAGE)
             if (page.length === 0) break
             const bufs: Array<Buffer> = []
             for (const e of page) {
@@ -542,7 +541,7 @@ const make = Effect.gen(function*() {
                   new ArchiveError({ job: j.id, reason: "Corrupt", message: `job ${j.id}: event ${next} is missing (found ${e.seq})` })
                 )
               }
-              const ev: ArchivedEvent = { task: e.task, stream: e.stream, time: e.time, time_remote: e.time_remote, payload: e.payload }
+              const ev: ArchivedEvent = { task: e.task ?? null, stream: e.stream, time: e.time, time_remote: e.time_remote ?? null, payload: e.payload }
               const c = Tlvc.chunk("EVNT", enc.encode(JSON.stringify(ev)))
               index.push(pos)
               pos += c.length

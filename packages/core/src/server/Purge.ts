@@ -36,7 +36,7 @@ export const IDLE_INTERVAL = Duration.minutes(1)
 /**
  * The tables a purge empties of a job's rows, in an order that respects their foreign keys
  * (buildomat's list: job_depend, job_event, job_file, job_input, job_output, job_output_rule,
- * job_store, job_tag, job_time, task). Tables this server does not have are skipped.
+ * job_store, job_tag, job_time, task; and our `job_event_run`, events stored as runs). Tables this server does not have are skipped.
  *
  * @since 0.1.0
  * @category constants
@@ -44,6 +44,7 @@ export const IDLE_INTERVAL = Duration.minutes(1)
 export const PURGED_TABLES = [
   "job_depend",
   "job_event",
+  "job_event_run",
   "job_input",
   "job_output",
   "job_output_rule",
