@@ -28,6 +28,8 @@ export * as Names from "./Names.js"
 /** @since 0.1.0 */
 export * as OutputRules from "./OutputRules.js"
 /** @since 0.1.0 */
+export * as ProcessGroup from "./ProcessGroup.js"
+/** @since 0.1.0 */
 export * as Schemas from "./Schemas.js"
 /** @since 0.1.0 */
 export * as Targets from "./Targets.js"

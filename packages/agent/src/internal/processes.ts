@@ -19,51 +19,13 @@
  */
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import * as fs from "node:fs"
+import { ProcessGroup } from "@buildomat/core"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 
-/**
- * Sends `signal` to every process of group `pgid`; a group that is gone is not an error.
- */
-export const signalGroup = (pgid: number, signal: NodeJS.Signals): void => {
-  try {
-    process.kill(-pgid, signal)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error
-  }
-}
-
-/**
- * Whether group `pgid` has a live member. Zombies do not count (a killed task's children are
- * reparented to init, which may reap them lazily); on Linux `/proc` tells them apart.
- */
-export const groupAlive = (pgid: number): boolean => {
-  try {
-    process.kill(-pgid, 0)
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== "ESRCH"
-  }
-  if (process.platform !== "linux") return true
-  let entries: Array<string>
-  try {
-    entries = fs.readdirSync("/proc")
-  } catch {
-    return true
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    let stat: string
-    try {
-      stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-    } catch {
-      continue
-    }
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    if (Number(fields[2]) === pgid && fields[0] !== "Z" && fields[0] !== "X") return true
-  }
-  return false
-}
+/** Signals and liveness of process groups, shared with the local provider. */
+export const signalGroup = ProcessGroup.signalGroup
+export const groupAlive = ProcessGroup.groupAlive
 
 const realSleep = (ms: number): Effect.Effect<void> =>
   Effect.async<void>((resume) => {

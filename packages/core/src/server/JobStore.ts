@@ -123,6 +123,11 @@ const make = Effect.gen(function*() {
         coalesce((SELECT last_seq FROM job_event_run WHERE job = ${job} ORDER BY seq DESC LIMIT 1), 0)
       ) AS last`.pipe(Effect.map((r) => r[0]?.last ?? 0))
 
+  /** The job, if it is assigned to `worker` (buildomat: 403 `not your job` otherwise). */
+  const forWorker = (id: string, worker: string) =>
+    Effect.flatMap(mustExist(id), (j) =>
+      j.worker === worker ? Effect.succeed(j) : Effect.fail(new Forbidden({ message: "not your job" })))
+
   /** Inserts events for a job inside the caller's transaction; returns the last seq. */
   const insertEvents = (
     job: string,
@@ -672,6 +677,7 @@ const make = Effect.gen(function*() {
     row,
     mustExist,
     forUser,
+    forWorker,
     submit,
     view,
     list,

@@ -171,13 +171,7 @@ export const WorkerJobLive = HttpApiBuilder.group(BuildomatApi, "workerJob", (ha
     const inputs = yield* Inputs
     const values = yield* JobValues
     const store = yield* ObjectStore
-    const ownJob = (job: string) =>
-      Effect.gen(function*() {
-        const w = yield* CurrentWorker
-        const j = yield* jobs.mustExist(job)
-        if (j.worker !== w.id) return yield* Effect.fail(new Forbidden({ message: "not your job" }))
-        return j
-      })
+    const ownJob = (job: string) => Effect.flatMap(CurrentWorker, (w) => jobs.forWorker(job, w.id))
     return handlers
       .handleRaw("input", ({ path, request }) =>
         Effect.gen(function*() {

@@ -6,7 +6,7 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Option, Stream } from "effect"
 import { BuildomatApi, CurrentWorker } from "../../Api.js"
-import { BadRequest, Conflict, Forbidden } from "../../Errors.js"
+import { BadRequest, Conflict } from "../../Errors.js"
 import { ServerConfig } from "../Config.js"
 import { JobStore } from "../JobStore.js"
 import { Uploads } from "../Uploads.js"
@@ -40,13 +40,7 @@ export const WorkerLive = HttpApiBuilder.group(BuildomatApi, "worker", (handlers
     const workers = yield* WorkerStore
     const uploads = yield* Uploads
     const config = yield* ServerConfig
-    const ownJob = (job: string) =>
-      Effect.gen(function*() {
-        const w = yield* CurrentWorker
-        const j = yield* jobs.mustExist(job)
-        if (j.worker !== w.id) return yield* Effect.fail(new Forbidden({ message: "not your job" }))
-        return j
-      })
+    const ownJob = (job: string) => Effect.flatMap(CurrentWorker, (w) => jobs.forWorker(job, w.id))
     return handlers
       .handle("ping", () => Effect.flatMap(CurrentWorker, (w) => workers.ping(w.id)))
       .handle("fail", ({ payload }) =>

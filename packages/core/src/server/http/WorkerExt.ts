@@ -7,7 +7,7 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { BuildomatApi, CurrentWorker, MAX_REQUEST_BODY } from "../../Api.js"
-import { Forbidden, PayloadTooLarge } from "../../Errors.js"
+import { PayloadTooLarge } from "../../Errors.js"
 import { JobStore } from "../JobStore.js"
 import { Uploads } from "../Uploads.js"
 import { streamBody } from "./Body.js"
@@ -28,13 +28,7 @@ export const WorkerExtLive = HttpApiBuilder.group(BuildomatApi, "workerExt", (ha
     const jobs = yield* JobStore
     const workers = yield* WorkerStore
     const uploads = yield* Uploads
-    const ownJob = (job: string) =>
-      Effect.gen(function*() {
-        const w = yield* CurrentWorker
-        const j = yield* jobs.mustExist(job)
-        if (j.worker !== w.id) return yield* Effect.fail(new Forbidden({ message: "not your job" }))
-        return j
-      })
+    const ownJob = (job: string) => Effect.flatMap(CurrentWorker, (w) => jobs.forWorker(job, w.id))
     return handlers
       .handle("ping", ({ urlParams }) =>
         Effect.flatMap(CurrentWorker, (w) =>
