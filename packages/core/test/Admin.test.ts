@@ -3,9 +3,9 @@
  * delegation, targets, workers and holds, global control, the admin job routes.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Queue, Schedule } from "effect"
-import * as Crypto from "node:crypto"
+import { Effect, Queue } from "effect"
 import { ADMIN, client, job, raw, startServer, tempDir, userClient } from "./harness.js"
+import { bootAgentFor as bootstrap } from "./live.js"
 
 const json = (body: unknown) => ({ body: JSON.stringify(body), headers: { "content-type": "application/json" } })
 
@@ -23,17 +23,6 @@ const eventually = <A, E, R>(f: Effect.Effect<A | undefined, E, R>, ms = 5000) =
       if (Date.now() > deadline) return yield* Effect.die(new Error("timed out waiting"))
       yield* Effect.sleep("20 millis")
     }
-  })
-
-/** Bootstraps the agent side of a worker from the provider's request. */
-const bootstrap = (url: string, req: { bootstrap: string }) =>
-  Effect.gen(function*() {
-    const token = Crypto.randomBytes(32).toString("hex")
-    const c = yield* client(url, token)
-    const r = yield* c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(
-      Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("5 seconds")))
-    )
-    return { c, id: r.id, token }
   })
 
 describe("users and privileges", () => {

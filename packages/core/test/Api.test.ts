@@ -1,31 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import type { Client } from "@buildomat/core"
-import { Chunk, Effect, Queue, Schedule, Stream } from "effect"
+import { Chunk, Effect, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { ADMIN, client, job, raw, startServer, tempDir, userClient } from "./harness.js"
-
-/** Plays the agent: bootstraps the next worker the provider was asked for. */
-const agentFor = (url: string, requests: Queue.Queue<{ bootstrap: string; worker: string }>) =>
-  Effect.gen(function*() {
-    const req = yield* Queue.take(requests)
-    const token = Crypto.randomBytes(32).toString("hex")
-    const c = yield* client(url, token)
-    // Association happens right after create; retry until the server accepts the bootstrap.
-    const boot = yield* c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(
-      Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("5 seconds")))
-    )
-    return { c, id: boot.id, req, token }
-  })
-
-const waitForJob = (c: Client.Client) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 200; i++) {
-      const p = yield* c.api.worker.ping()
-      if (p.job) return p.job
-      yield* Effect.sleep("20 millis")
-    }
-    return yield* Effect.die("no job assigned")
-  })
+import { assigned as waitForJob, bootAgent as agentFor } from "./live.js"
 
 describe("bad input", () => {
   it.scopedLive("gets a clear 4xx and loses nothing", () =>

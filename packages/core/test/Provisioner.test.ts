@@ -6,9 +6,9 @@
 import { WorkerProvider } from "@buildomat/core"
 import { Testing } from "@buildomat/core/server"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either, FiberRef, Layer, LogLevel, Queue, Schedule } from "effect"
-import * as Crypto from "node:crypto"
+import { Effect, Either, FiberRef, Layer, LogLevel, Queue } from "effect"
 import { ADMIN, client, job, tempDir, userClient } from "./harness.js"
+import { bootAgentFor } from "./live.js"
 
 const scripted = (options: { readonly bootTimeoutMs?: number } = {}) =>
   Effect.gen(function*() {
@@ -54,15 +54,8 @@ const pollUntil = <A, E>(self: Effect.Effect<A, E>, until: (a: A) => boolean) =>
     }
   })
 
-const bootstrap = (url: string, req: WorkerProvider.CreateWorkerRequest) =>
-  Effect.gen(function*() {
-    const token = Crypto.randomBytes(32).toString("hex")
-    const c = yield* client(url, token)
-    yield* c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(
-      Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("5 seconds")))
-    )
-    return c
-  })
+/** Plays the agent of a machine: bootstraps with the request's secret; its client. */
+const bootstrap = (url: string, req: WorkerProvider.CreateWorkerRequest) => Effect.map(bootAgentFor(url, req), (a) => a.c)
 
 describe("provisioner", () => {
   it.scopedLive("a worker that does not bootstrap within bootTimeoutMs is destroyed, and a new one runs the job", () =>

@@ -13,9 +13,9 @@ import { Factory, WorkerProvider } from "@buildomat/core"
 import type { Client } from "@buildomat/core"
 import { Testing } from "@buildomat/core/server"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FiberRef, Layer, LogLevel, Option, Queue, Schedule } from "effect"
-import * as Crypto from "node:crypto"
+import { Effect, FiberRef, Layer, LogLevel, Option, Queue } from "effect"
 import { ADMIN, client, eventually, job, tempDir, userClient } from "./harness.js"
+import { bootAgentFor } from "./live.js"
 
 interface Scripted {
   readonly provider: WorkerProvider.WorkerProvider
@@ -70,17 +70,6 @@ const serveWith = (s: Scripted, extra: { readonly bootTimeoutMs?: number } = {})
     )
   })
 
-/** Plays the agent of a machine: bootstraps with the request's secret (retrying until associated). */
-const boot = (url: string, req: WorkerProvider.CreateWorkerRequest) =>
-  Effect.gen(function*() {
-    const token = Crypto.randomBytes(32).toString("hex")
-    const c = yield* client(url, token)
-    yield* c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(
-      Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("5 seconds")))
-    )
-    return c
-  })
-
 /** Pings as the agent until a job comes; its id. */
 const jobOf = (agent: Client.Client) =>
   Effect.gen(function*() {
@@ -108,6 +97,9 @@ const codes = (c: Client.Client, id: string) =>
   Effect.map(c.api.jobs.why({ path: { job: id as any } }), (w) => w.reasons.map((r) => r.code))
 
 const whyOf = (c: Client.Client, id: string) => c.api.jobs.why({ path: { job: id as any } })
+
+/** Plays the agent of a machine: bootstraps with the request's secret; its client. */
+const boot = (url: string, req: WorkerProvider.CreateWorkerRequest) => Effect.map(bootAgentFor(url, req), (a) => a.c)
 
 describe("warm pools and limits (in-process)", () => {
   it.scopedLive("the pool is bootstrapped before any job; a job starts on one; the pool refills; never more than the limit", () =>

@@ -2,26 +2,16 @@
  * The agent-side additions of issue 4 over real HTTP and a real SQLite file: the long-poll ping,
  * numbered idempotent event batches stored as runs (read back one event per line, gap-free),
  * in-order uploads with size and SHA-256 checked, worker events and the diagnostics handshake,
- * and the interim worker job store.
+ * and the job store as the worker sees it.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Chunk, Effect, Fiber, Queue, Schedule, Stream } from "effect"
+import { Chunk, Effect, Fiber, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as NodePath from "node:path"
-import { client, job, raw, startServer, tempDir, userClient } from "./harness.js"
-
-const agentFor = (url: string, requests: Queue.Queue<{ bootstrap: string; worker: string }>) =>
-  Effect.gen(function*() {
-    const req = yield* Queue.take(requests)
-    const token = Crypto.randomBytes(32).toString("hex")
-    const c = yield* client(url, token)
-    const boot = yield* c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(
-      Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("5 seconds")))
-    )
-    return { c, id: boot.id, req, token }
-  })
+import { job, raw, startServer, tempDir, userClient } from "./harness.js"
+import { bootAgent as agentFor } from "./live.js"
 
 const now = () => new Date().toISOString()
 
