@@ -2,10 +2,9 @@
  * The administrative commands, in process, against the real core server (`Testing.serve`:
  * SQLite in a temp dir, loopback HTTP), with a provider whose workers the test bootstraps.
  */
-import { WorkerProvider } from "@buildomat/core"
 import { Testing } from "@buildomat/core/server"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Queue, Schedule } from "effect"
+import { Effect, Queue, Schedule } from "effect"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -15,24 +14,10 @@ const ADMIN = "admin-cli-token-0123456789"
 
 const start = Effect.gen(function*() {
   const dir = yield* Testing.tempDirectory("buildomat-cli-admin-")
-  const requests = yield* Queue.unbounded<WorkerProvider.CreateWorkerRequest>()
-  const live = new Map<string, string>()
-  const provider: WorkerProvider.WorkerProvider = {
-    name: "manual",
-    targets: ["default"],
-    limit: 4,
-    create: (req) =>
-      Effect.gen(function*() {
-        live.set(`m-${req.worker}`, req.worker)
-        yield* Queue.offer(requests, req)
-        return { instanceId: `m-${req.worker}`, worker: req.worker }
-      }),
-    destroy: (id) => Effect.sync(() => void live.delete(id)),
-    list: Effect.sync(() => [...live].map(([instanceId, worker]) => ({ instanceId, worker })))
-  }
+  const { layer: providers, requests, machines: live } = yield* Testing.manualProvider()
   const url = yield* Testing.serve(
     { dataDir: path.join(dir, "data"), adminToken: ADMIN },
-    Layer.succeed(WorkerProvider.WorkerProviders, [provider])
+    providers
   )
   const config = path.join(dir, "credentials.toml")
   const writeProfile = (secret: string, admin: boolean) =>

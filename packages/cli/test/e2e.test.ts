@@ -3,10 +3,9 @@
  * temp dir, loopback HTTP), with the test playing the agent over the worker protocol.
  */
 import { WorkerProvider } from "@buildomat/core"
-import type { Client } from "@buildomat/core"
 import { Testing } from "@buildomat/core/server"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Queue, Schedule } from "effect"
+import { Effect, Fiber, Queue } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -16,24 +15,10 @@ const ADMIN = "e2e-admin-token-0123456789"
 
 const start = Effect.gen(function*() {
   const dir = yield* Testing.tempDirectory("buildomat-cli-e2e-")
-  const requests = yield* Queue.unbounded<WorkerProvider.CreateWorkerRequest>()
-  const live = new Map<string, string>()
-  const provider: WorkerProvider.WorkerProvider = {
-    name: "manual",
-    targets: ["default"],
-    limit: 4,
-    create: (req) =>
-      Effect.gen(function*() {
-        live.set(`m-${req.worker}`, req.worker)
-        yield* Queue.offer(requests, req)
-        return { instanceId: `m-${req.worker}`, worker: req.worker }
-      }),
-    destroy: (id) => Effect.sync(() => void live.delete(id)),
-    list: Effect.sync(() => [...live].map(([instanceId, worker]) => ({ instanceId, worker })))
-  }
+  const { layer: providers, requests } = yield* Testing.manualProvider()
   const url = yield* Testing.serve(
     { dataDir: path.join(dir, "data"), adminToken: ADMIN },
-    Layer.succeed(WorkerProvider.WorkerProviders, [provider])
+    providers
   )
   const config = path.join(dir, "credentials.toml")
   const writeProfile = (secret: string) =>
@@ -46,18 +31,9 @@ const start = Effect.gen(function*() {
 /** Plays the agent for the next worker: bootstrap, then ping until a job is assigned. */
 const agent = (url: string, requests: Queue.Queue<WorkerProvider.CreateWorkerRequest>) =>
   Effect.gen(function*() {
-    const req = yield* Queue.take(requests)
-    const token = randomBytes(32).toString("hex")
-    const c: Client.Client = yield* Testing.client(url, token)
-    yield* c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(
-      Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("5 seconds")))
-    )
-    for (let i = 0; i < 250; i++) {
-      const p = yield* c.api.worker.ping()
-      if (p.job) return { c, job: p.job }
-      yield* Effect.sleep("20 millis")
-    }
-    return yield* Effect.die("no job assigned")
+    const { c } = yield* Testing.bootstrapAgent(url, yield* Queue.take(requests))
+    const job = yield* Testing.awaitJob(c)
+    return { c, job }
   })
 
 describe("buildomat against the real server", () => {

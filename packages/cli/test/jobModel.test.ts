@@ -4,10 +4,9 @@
  * `job run -i/-d`, `job store`, `job publish`, `job sign`, `job timings`, `job join`.
  */
 import { Ids, WorkerProvider } from "@buildomat/core"
-import type { Client } from "@buildomat/core"
 import { Testing } from "@buildomat/core/server"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Queue, Schedule } from "effect"
+import { Effect, Queue } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -18,24 +17,10 @@ const MiB = 1024 * 1024
 
 const start = Effect.gen(function*() {
   const dir = yield* Testing.tempDirectory("buildomat-cli-jobmodel-")
-  const requests = yield* Queue.unbounded<WorkerProvider.CreateWorkerRequest>()
-  const live = new Map<string, string>()
-  const provider: WorkerProvider.WorkerProvider = {
-    name: "manual",
-    targets: ["default"],
-    limit: 4,
-    create: (req) =>
-      Effect.gen(function*() {
-        live.set(`m-${req.worker}`, req.worker)
-        yield* Queue.offer(requests, req)
-        return { instanceId: `m-${req.worker}`, worker: req.worker }
-      }),
-    destroy: (id) => Effect.sync(() => void live.delete(id)),
-    list: Effect.sync(() => [...live].map(([instanceId, worker]) => ({ instanceId, worker })))
-  }
+  const { layer: providers, requests } = yield* Testing.manualProvider()
   const url = yield* Testing.serve(
     { dataDir: path.join(dir, "data"), adminToken: ADMIN, maxBytesPerFile: 8 * MiB },
-    Layer.succeed(WorkerProvider.WorkerProviders, [provider])
+    providers
   )
   const config = path.join(dir, "credentials.toml")
   const writeProfile = (secret: string) =>
@@ -48,18 +33,9 @@ const start = Effect.gen(function*() {
 /** Plays the agent for the next worker: bootstrap, then ping until a job is assigned. */
 const agent = (url: string, requests: Queue.Queue<WorkerProvider.CreateWorkerRequest>) =>
   Effect.gen(function*() {
-    const req = yield* Queue.take(requests)
-    const token = randomBytes(32).toString("hex")
-    const c: Client.Client = yield* Testing.client(url, token)
-    yield* c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(
-      Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("5 seconds")))
-    )
-    for (let i = 0; i < 250; i++) {
-      const p = yield* c.api.worker.ping()
-      if (p.job) return { c, job: p.job, token }
-      yield* Effect.sleep("20 millis")
-    }
-    return yield* Effect.die("no job assigned")
+    const { c, token } = yield* Testing.bootstrapAgent(url, yield* Queue.take(requests))
+    const job = yield* Testing.awaitJob(c)
+    return { c, job, token }
   })
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")

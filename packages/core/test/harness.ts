@@ -6,14 +6,14 @@
 import { WorkerProvider } from "@buildomat/core"
 import type { Client } from "@buildomat/core"
 import { ArchiveQueue, Config, type Server, Testing } from "@buildomat/core/server"
-import { Context, Effect, Layer, Queue, Schedule } from "effect"
+import { Context, Effect, Queue, Schedule } from "effect"
 import * as Crypto from "node:crypto"
 
 export const ADMIN = "test-admin-token-0123456789"
 
 export const tempDir = (prefix = "bmat-test-") => Testing.tempDirectory(prefix)
 
-const machines = new Map<string, Map<string, string>>()
+const machinesOf = new Map<string, Map<string, string>>()
 
 export interface Started {
   readonly url: string
@@ -32,32 +32,14 @@ export const startServer = (
   options: Partial<Omit<Server.ServerOptions, "dataDir" | "adminToken" | "host" | "port">> = {}
 ) =>
   Effect.gen(function*() {
-    const requests = yield* Queue.unbounded<WorkerProvider.CreateWorkerRequest>()
-    const destroyed: Array<string> = []
     // Machines outlive a server restart (as EC2 instances do), so the provider's view of them is
     // kept per data directory.
-    const live = machines.get(dataDir) ?? new Map<string, string>()
-    machines.set(dataDir, live)
-    const provider: WorkerProvider.WorkerProvider = {
-      name: "manual",
-      targets: ["default"],
-      limit,
-      create: (req) =>
-        Effect.gen(function*() {
-          live.set(`m-${req.worker}`, req.worker)
-          yield* Queue.offer(requests, req)
-          return { instanceId: `m-${req.worker}`, worker: req.worker }
-        }),
-      destroy: (id) =>
-        Effect.sync(() => {
-          live.delete(id)
-          destroyed.push(id)
-        }),
-      list: Effect.sync(() => [...live].map(([instanceId, worker]) => ({ instanceId, worker })))
-    }
+    const machines = machinesOf.get(dataDir) ?? new Map<string, string>()
+    machinesOf.set(dataDir, machines)
+    const { layer, requests, destroyed } = yield* Testing.manualProvider({ limit, machines })
     const ctx = yield* Testing.serveContext(
       { ...options, dataDir, adminToken: ADMIN },
-      Layer.succeed(WorkerProvider.WorkerProviders, [provider])
+      layer
     )
     const url = Context.get(ctx, Config.ServerUrl)
     const queue = Context.get(ctx, ArchiveQueue.ArchiveQueue)

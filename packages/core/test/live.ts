@@ -8,9 +8,8 @@ import { type Client, Ids } from "@buildomat/core"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Duration, Effect, Option, Queue, TestClock } from "effect"
-import * as Crypto from "node:crypto"
 import * as NodePath from "node:path"
-import { client } from "./harness.js"
+import { Testing } from "@buildomat/core/server"
 
 /** Waits `ms` of real time, whatever the Clock. */
 export const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((r) => setTimeout(r, ms)))
@@ -40,16 +39,7 @@ export const advance = <E = never, R = never>(
   })
 
 /** Polls `check` in real time until it returns `Some`, or dies after `timeoutMs`. */
-export const eventually = <A, E, R>(what: string, check: Effect.Effect<Option.Option<A>, E, R>, timeoutMs = 10_000) =>
-  Effect.gen(function*() {
-    const end = Date.now() + timeoutMs
-    for (;;) {
-      const r = yield* check
-      if (Option.isSome(r)) return r.value
-      if (Date.now() > end) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-      yield* realSleep(20)
-    }
-  })
+export const eventually = Testing.eventually
 
 /** Runs a query on the server's database file (a second connection; SQLite WAL allows it). */
 export const query = <A extends object = Record<string, unknown>>(dataDir: string, text: string, params: ReadonlyArray<unknown> = []) =>
@@ -64,19 +54,10 @@ export const bootAgent = (url: string, requests: Queue.Dequeue<{ readonly bootst
 
 /** Bootstraps the agent of a worker the manual provider was asked for. */
 export const bootAgentFor = (url: string, req: { readonly bootstrap: string; readonly worker: string }) =>
-  Effect.gen(function*() {
-    const token = Crypto.randomBytes(32).toString("hex")
-    const c = yield* client(url, token)
-    const boot = yield* eventually(
-      "the worker to bootstrap",
-      c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(Effect.option)
-    )
-    return { c, id: boot.id, req, token }
-  })
+  Effect.map(Testing.bootstrapAgent(url, req), (a) => ({ ...a, req }))
 
 /** Pings until the worker is given a job. */
-export const assigned = (c: Client.Client) =>
-  eventually("a job to be assigned", Effect.map(c.api.worker.ping(), (p) => Option.fromNullable(p.job)))
+export const assigned = (c: Client.Client) => Testing.awaitJob(c)
 
 /**
  * Plays the agent for one job: `lines` events on task 0, one output per entry of `outputs`

@@ -6,12 +6,13 @@
  * @since 0.1.0
  */
 import { NodeHttpClient } from "@effect/platform-node"
-import { Context, Effect, Layer, Scope } from "effect"
+import { Context, Effect, Layer, Option, Queue, Scope } from "effect"
+import * as Crypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Client from "../Client.js"
-import { WorkerProviders } from "../WorkerProvider.js"
+import { type CreateWorkerRequest, type WorkerProvider, WorkerProviders } from "../WorkerProvider.js"
 import { ServerUrl } from "./Config.js"
 import * as Server from "./Server.js"
 
@@ -92,3 +93,98 @@ export const userClient = (url: string, adminToken: string, name: string) =>
     const user = yield* admin.api.users.create({ payload: { name } })
     return { user, c: yield* client(url, user.token) }
   })
+
+/**
+ * A pause on the wall clock, whatever `Clock` the fiber has (a `TestClock` would never end an
+ * `Effect.sleep` while a test waits on a real server).
+ */
+const realSleep = (ms: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const t = setTimeout(() => resume(Effect.void), ms)
+    return Effect.sync(() => clearTimeout(t))
+  })
+
+/**
+ * Runs `check` every 20 ms (wall clock) until it yields a value, for at most `timeoutMs`
+ * (default 10 s); dies saying what it waited for otherwise.
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const eventually = <A, E, R>(what: string, check: Effect.Effect<Option.Option<A>, E, R>, timeoutMs = 10_000) =>
+  Effect.gen(function*() {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      const r = yield* check
+      if (Option.isSome(r)) return r.value
+      if (Date.now() > end) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+      yield* realSleep(20)
+    }
+  })
+
+/**
+ * A worker provider whose machines are the test: `create` records the request (with its
+ * bootstrap secret) on `requests`, so that the test can play the agent over real HTTP
+ * (`bootstrapAgent`). `machines` (instance id → worker) is what `list` reports; pass the same map
+ * to a server started again to model machines that outlive a restart, as EC2 instances do.
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const manualProvider = (options?: {
+  readonly name?: string | undefined
+  readonly targets?: ReadonlyArray<string> | undefined
+  readonly limit?: number | undefined
+  readonly machines?: Map<string, string> | undefined
+}) =>
+  Effect.gen(function*() {
+    const requests = yield* Queue.unbounded<CreateWorkerRequest>()
+    const destroyed: Array<string> = []
+    const machines = options?.machines ?? new Map<string, string>()
+    const provider: WorkerProvider = {
+      name: options?.name ?? "manual",
+      targets: options?.targets ?? ["default"],
+      limit: options?.limit ?? 4,
+      create: (req) =>
+        Effect.gen(function*() {
+          machines.set(`m-${req.worker}`, req.worker)
+          yield* Queue.offer(requests, req)
+          return { instanceId: `m-${req.worker}`, worker: req.worker }
+        }),
+      destroy: (id) =>
+        Effect.sync(() => {
+          machines.delete(id)
+          destroyed.push(id)
+        }),
+      list: Effect.sync(() => [...machines].map(([instanceId, worker]) => ({ instanceId, worker })))
+    }
+    return { provider, layer: Layer.succeed(WorkerProviders, [provider]), requests, destroyed, machines }
+  })
+
+/**
+ * Plays the agent of the worker `req` asked for: chooses a token and bootstraps with the request's
+ * secret (retrying until the server has associated the worker). Returns a client acting as the
+ * worker, its id and token.
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const bootstrapAgent = (url: string, req: Pick<CreateWorkerRequest, "bootstrap">) =>
+  Effect.gen(function*() {
+    const token = Crypto.randomBytes(32).toString("hex")
+    const c = yield* client(url, token)
+    const boot = yield* eventually(
+      "the worker to bootstrap",
+      c.api.bootstrap.bootstrap({ payload: { bootstrap: req.bootstrap, token } }).pipe(Effect.option)
+    )
+    return { c, id: boot.id, token }
+  })
+
+/**
+ * Pings as the agent `c` until the server assigns it a job; the job.
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const awaitJob = (c: Effect.Effect.Success<ReturnType<typeof client>>) =>
+  eventually("a job to be assigned", Effect.map(c.api.worker.ping(), (p) => Option.fromNullable(p.job)))
