@@ -187,6 +187,7 @@ export const makeReconciler = (
     const bootTimeoutMs = provider.bootTimeoutMs ?? options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS
     /** The lease each worker still booting was made for: worker id → job id. */
     const leases = yield* Ref.make(new Map<string, string>())
+    let lastListAt = 0
     const lastReport = yield* Ref.make<FactoryReport>({
       limit: provider.limit,
       workers: 0,
@@ -214,11 +215,14 @@ export const makeReconciler = (
       }
       const busy = new Set(status.jobs.map((j) => j.worker))
       const workers = yield* backend.workers
-      const listed = yield* Effect.either(provider.list)
-      if (listed._tag === "Left") {
+      // A listing may cost an API call (EC2 DescribeInstances): at most one per `listIntervalMs`.
+      const due = provider.listIntervalMs === undefined || Date.now() - lastListAt >= provider.listIntervalMs
+      const listed = due ? yield* Effect.either(provider.list) : undefined
+      if (listed?._tag === "Left") {
         yield* Effect.logWarning(`list: ${listed.left.message}; not checking for vanished or orphaned machines`)
       }
-      const instances = listed._tag === "Right" ? listed.right : undefined
+      if (due) lastListAt = Date.now()
+      const instances = listed?._tag === "Right" ? listed.right : undefined
       const present = instances === undefined ? undefined : new Set(instances.map((i) => i.instanceId))
 
       const kept: Array<FactoryWorker> = []

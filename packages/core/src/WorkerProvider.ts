@@ -101,6 +101,10 @@ export class ProviderError extends Data.TaggedError("ProviderError")<{
  *   (buildomat's AWS factory does this after 8 minutes). Without it the loop's default applies
  *   (`Factory.DEFAULT_BOOT_TIMEOUT_MS`, 30 minutes: buildomat's "never bootstrapped" rule; a
  *   server sets it with `ServerOptions.bootTimeoutMs`).
+ * - `listIntervalMs` (optional): the least time, in milliseconds, between two calls of `list` by
+ *   the reconcile loop, for providers whose listing is a paid or rate-limited API call (the AWS
+ *   provider: 7 s, buildomat's AWS factory pass). Passes in between skip the checks that need a
+ *   listing (vanished and orphaned machines). Default: every pass.
  *
  * @since 0.1.0
  * @category models
@@ -113,6 +117,7 @@ export interface WorkerProvider {
   readonly destroy: (instanceId: string) => Effect.Effect<void, ProviderError>
   readonly list: Effect.Effect<ReadonlyArray<WorkerInstance>, ProviderError>
   readonly bootTimeoutMs?: number | undefined
+  readonly listIntervalMs?: number | undefined
   readonly policies?: Readonly<Record<string, TargetPolicy>> | undefined
 }
 

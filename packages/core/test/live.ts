@@ -7,7 +7,7 @@
 import { type Client, Ids } from "@buildomat/core"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Duration, Effect, Option, Queue, TestClock } from "effect"
+import { Duration, Effect, Queue, TestClock } from "effect"
 import * as NodePath from "node:path"
 import { Testing } from "@buildomat/core/server"
 

@@ -42,6 +42,8 @@ import { render } from "./internal/userData.js"
 
 const DEFAULT_TAG = "buildomat"
 const DEFAULT_BOOT_TIMEOUT_MS = 8 * 60 * 1000
+/** The least time between two DescribeInstances listings by the reconcile loop (buildomat's AWS factory reconciles every 7 s). */
+const LIST_INTERVAL_MS = 7_000
 /** EC2 codes that mean "not here, try the next subnet" (buildomat: `InsufficientInstanceCapacity`). */
 const CAPACITY_CODES: ReadonlySet<string> = new Set(["InsufficientInstanceCapacity", "Unsupported"])
 /** Instance states in which an instance is a live worker machine. */
@@ -530,6 +532,8 @@ export const make = (
       targets,
       limit,
       bootTimeoutMs: config.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS,
+      // DescribeInstances at most every 7 s, the pace of buildomat's AWS factory.
+      listIntervalMs: LIST_INTERVAL_MS,
       create,
       destroy,
       list
