@@ -29,7 +29,7 @@ const WARM_POOL = Number(process.env["BENCH_WARM_POOL"] ?? WARM_LIMIT)
 const WARM_SINGLE = Number(process.env["BENCH_WARM_SINGLE"] ?? 20)
 /** Extra node flags for the warm pool's agents (space-separated), to compare their cost. */
 const AGENT_NODE_FLAGS = (process.env["BENCH_AGENT_NODE_FLAGS"] ?? "").split(" ").filter((f) => f !== "")
-const agentBundle = () => createRequire(import.meta.url).resolve("@buildomat/agent/bundle")
+const agentBundle = () => createRequire(import.meta.url).resolve("@buildomat/agent/bundle/cached")
 
 const percentile = (xs: ReadonlyArray<number>, p: number) => {
   const s = [...xs].sort((a, b) => a - b)

@@ -82,7 +82,7 @@ const main = Effect.gen(function*() {
   const scratch = NodePath.join(dir, "workers")
   const url = yield* Testing.serve(
     { dataDir: NodePath.join(dir, "data"), adminToken: ADMIN },
-    LocalProvider.layer({ scratchRoot: scratch, limit: 2, ...(process.env["BENCH_AGENT_PROF"] ? { agentCommand: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_AGENT_PROF"]}`, NodePath.join(repo, "packages/agent/bundle/buildomat-agent.js")] } : {}) })
+    LocalProvider.layer({ scratchRoot: scratch, limit: 2, ...(process.env["BENCH_AGENT_PROF"] ? { agentCommand: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_AGENT_PROF"]}`, NodePath.join(repo, "packages/agent/bundle/buildomat-agent.cjs")] } : {}) })
   )
   const { c } = yield* Testing.userClient(url, ADMIN, "bench")
 

@@ -45,9 +45,8 @@ export const DEFAULT_STATE_DIR = "/opt/buildomat/etc"
  *   told to power off, so this bounds only how often an idle agent calls.
  * - `killGraceMillis`: when a task is cancelled (or the agent stops), the time between SIGTERM
  *   and SIGKILL to its process group, in ms; default 1,000.
- * - `bmatCommand`: the argv that runs this agent's bundle, which tasks run as `bmat`; by default
- *   the bundle this process runs from, or the package's built bundle. Without one, tasks have no
- *   `bmat`.
+ * - `bmatCommand`: the argv that tasks run as `bmat` (`bmat ARGS...` appended); by default
+ *   `defaultBmatCommand()`. Without one, tasks have no `bmat`.
  * - `events`: tuning of event batches and the spool (see `EventOptions`); the defaults suit.
  *
  * @since 0.1.0
@@ -107,21 +106,26 @@ const decodeJobId = Schema.decodeUnknown(Ids.JobId)
 const decodeMetadata = Schema.decodeUnknownOption(Workers.FactoryMetadata)
 
 /**
- * The argv that runs the agent bundle: this process's script if it is the bundle, else the
- * package's built bundle if it exists.
+ * The argv that runs `bmat` (tasks call it with `bmat ARGS...` appended): the small `bmat.cjs`
+ * beside the agent bundle if it is there, else the bundle itself (this process's script if it is
+ * the bundle or its launcher, else the package's built bundle). `undefined` if none is found.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const defaultBmatCommand = (): ReadonlyArray<string> | undefined => {
+  const withBmat = (bundle: string): ReadonlyArray<string> => {
+    const small = path.join(path.dirname(bundle), "bmat.cjs")
+    return [process.execPath, fs.existsSync(small) ? small : bundle]
+  }
   const script = process.argv[1]
-  if (script !== undefined && /buildomat-agent(\.js)?$/.test(script)) return [process.execPath, path.resolve(script)]
+  if (script !== undefined && /buildomat-agent(-cached)?(\.c?js)?$/.test(script)) return withBmat(path.resolve(script))
   try {
     const here = fileURLToPath(import.meta.url)
-    if (/buildomat-agent\.js$/.test(here)) return [process.execPath, here]
-    const bundle = path.resolve(path.dirname(here), "../bundle/buildomat-agent.js")
-    const fromSrc = path.resolve(path.dirname(here), "../../bundle/buildomat-agent.js")
-    for (const b of [bundle, fromSrc]) if (fs.existsSync(b)) return [process.execPath, b]
+    if (/buildomat-agent\.c?js$/.test(here)) return withBmat(here)
+    const bundle = path.resolve(path.dirname(here), "../bundle/buildomat-agent.cjs")
+    const fromSrc = path.resolve(path.dirname(here), "../../bundle/buildomat-agent.cjs")
+    for (const b of [bundle, fromSrc]) if (fs.existsSync(b)) return withBmat(b)
   } catch {
     // not a file URL
   }

@@ -12,16 +12,15 @@
  *
  * @since 0.1.0
  */
-// Per-module imports keep the bundle free of the rest of platform-node (cluster, workers, ...).
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Effect, Layer, Logger } from "effect"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
-import * as Agent from "./Agent.js"
+import type * as Agent from "./Agent.js"
 import * as Bmat from "./internal/bmat.js"
+import * as Main from "./internal/main.js"
 
-const USAGE = `Usage: buildomat-agent run --url URL --bootstrap VALUE [--state-dir DIR] [--root DIR]
+const USAGE_LINE = "Usage: buildomat-agent run --url URL --bootstrap VALUE [--state-dir DIR] [--root DIR]"
+
+const usage = (defaultStateDir: string) => `${USAGE_LINE}
 
 Connects to a buildomat server, exchanges the bootstrap value for a worker token, runs the
 job the server assigns, and keeps pinging until the server asks for power-off.
@@ -30,7 +29,7 @@ Options:
   --url URL          the core server (env BUILDOMAT_URL)
   --bootstrap VALUE  the single-use bootstrap value of this worker (env BUILDOMAT_BOOTSTRAP)
   --state-dir DIR    where agent.json and job.json live (env BUILDOMAT_AGENT_STATE);
-                     default ${Agent.DEFAULT_STATE_DIR} when run as root, otherwise required
+                     default ${defaultStateDir} when run as root, otherwise required
   --root DIR         the directory the job's "/" maps to (env BUILDOMAT_AGENT_ROOT); default /
   --kill-grace-ms N  SIGTERM to SIGKILL, when a task is cancelled (env BUILDOMAT_AGENT_KILL_GRACE_MS);
                      default 1000
@@ -40,11 +39,11 @@ Run as "bmat" (or "buildomat-agent bmat ..."), it is a task's control command: "
 `
 
 const usageError = (message: string): never => {
-  process.stderr.write(`buildomat-agent: ${message}\n${USAGE.split("\n")[0]}\nTry "buildomat-agent --help".\n`)
+  process.stderr.write(`buildomat-agent: ${message}\n${USAGE_LINE}\nTry "buildomat-agent --help".\n`)
   process.exit(2)
 }
 
-const parse = (argv: ReadonlyArray<string>): Agent.Config => {
+const parse = (argv: ReadonlyArray<string>, defaultStateDir: string): Agent.Config => {
   let parsed
   try {
     parsed = parseArgs({
@@ -65,7 +64,7 @@ const parse = (argv: ReadonlyArray<string>): Agent.Config => {
   }
   const { positionals, values } = parsed
   if (values.help === true) {
-    process.stdout.write(USAGE)
+    process.stdout.write(usage(defaultStateDir))
     process.exit(0)
   }
   if (positionals.length === 0) return usageError("missing command (expected \"run\")")
@@ -77,7 +76,7 @@ const parse = (argv: ReadonlyArray<string>): Agent.Config => {
   const url = nonEmpty(values.url) ?? nonEmpty(env["BUILDOMAT_URL"])
   const bootstrap = nonEmpty(values.bootstrap) ?? nonEmpty(env["BUILDOMAT_BOOTSTRAP"])
   const stateDir = nonEmpty(values["state-dir"]) ?? nonEmpty(env["BUILDOMAT_AGENT_STATE"]) ??
-    (process.getuid?.() === 0 ? Agent.DEFAULT_STATE_DIR : undefined)
+    (process.getuid?.() === 0 ? defaultStateDir : undefined)
   const root = nonEmpty(values.root) ?? nonEmpty(env["BUILDOMAT_AGENT_ROOT"])
 
   if (url === undefined) return usageError("--url (or BUILDOMAT_URL) is required")
@@ -111,21 +110,7 @@ const parse = (argv: ReadonlyArray<string>): Agent.Config => {
 
 const argv = process.argv.slice(2)
 if (path.basename(process.argv[1] ?? "") === "bmat" || argv[0] === "bmat") {
-  void Bmat.main(argv[0] === "bmat" ? argv.slice(1) : argv).then(
-    () => process.exit(0),
-    (e) => {
-      process.stderr.write(`bmat: ${e instanceof Error ? e.message : String(e)}\n`)
-      process.exit(1)
-    }
-  )
+  Bmat.run(argv[0] === "bmat" ? argv.slice(1) : argv)
 } else {
-  const config = parse(argv)
-
-  // Structured logs when a machine reads them, readable ones on a terminal.
-  const LoggerLive = process.stdout.isTTY ? Logger.pretty : Logger.json
-
-  Agent.run(config).pipe(
-    Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LoggerLive)),
-    NodeRuntime.runMain({ disablePrettyLogger: true })
-  )
+  Main.runAgent(parse(argv, Main.DEFAULT_STATE_DIR))
 }

@@ -77,9 +77,9 @@ describe("GET /file/agent", () => {
   it("finds @buildomat/agent/bundle next to core by default", () => {
     const found = Http.resolveAgentBundle()
     if (found.path !== undefined) {
-      assert.match(found.path, /packages[/\\]agent[/\\]bundle[/\\]buildomat-agent\.js$/)
+      assert.match(found.path, /packages[/\\]agent[/\\]bundle[/\\]buildomat-agent\.cjs$/)
     } else {
-      assert.include(found.reason, "buildomat-agent.js")
+      assert.include(found.reason, "buildomat-agent.cjs")
     }
     const missing = Http.resolveAgentBundle("/nonexistent/agent.js")
     assert.deepStrictEqual(missing, { path: undefined, reason: "/nonexistent/agent.js does not exist" })

@@ -11,6 +11,8 @@
  * <scratchRoot>/<worker>/root       the job's "/" (agent `--root`)
  * <scratchRoot>/<worker>/state      the agent's own state (agent `--state-dir`)
  * <scratchRoot>/<worker>/agent.log  the agent's stdout and stderr, appended
+ * <scratchRoot>/.agent-code-cache    V8's compiled code of the agent bundle, shared by the agents
+ *                                    that run as the server's own user (mode 0700)
  * ```
  *
  * @since 0.1.0
@@ -22,7 +24,7 @@ import { execFileSync, spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { resolveAgentCommand } from "./internal/agentCommand.js"
+import { CODE_CACHE_ENV, resolveAgentCommand } from "./internal/agentCommand.js"
 import { groupAlive, signalGroup } from "./internal/processGroup.js"
 
 /**
@@ -61,9 +63,10 @@ export interface LocalTargetConfig {
  * - `user`: the user of every target that sets none (see `LocalTargetConfig.user`).
  * - `scratchRoot`: the directory that holds one scratch directory per worker; created if
  *   missing. Relative paths are resolved against the current directory when `make` runs.
- * - `agentCommand`: the argv prefix that starts an agent, e.g. `["node", "/opt/agent.js"]`; the
+ * - `agentCommand`: the argv prefix that starts an agent, e.g. `["node", "/opt/agent.cjs"]`; the
  *   provider appends `run --url URL --bootstrap VALUE --state-dir DIR --root DIR`. Default:
- *   `[process.execPath, <path of "@buildomat/agent/bundle">]`; if that bundle is not built,
+ *   `[process.execPath, <path of "@buildomat/agent/bundle/cached">]`, the bundle run through a
+ *   V8 code cache in `<scratchRoot>/.agent-code-cache`; if that bundle is not built,
  *   `create` fails with a `ProviderError` that says to run `npm run build`.
  * - `env`: extra environment variables for agents. Agents do not inherit the server's whole
  *   environment (it may hold secrets that job tasks could read); they get only `PATH`, `HOME`,
@@ -148,7 +151,7 @@ const TargetSchema = Schema.Struct({
  * warm = 0                     # optional, spare agents kept bootstrapped per target
  * # user = "build"             # optional; needs the server to run as root
  * scratch_root = "/var/tmp/buildomat"
- * agent_command = ["node", "/opt/buildomat-agent.js"]   # optional, non-empty
+ * agent_command = ["node", "/opt/buildomat-agent.cjs"]   # optional, non-empty
  * kill_grace_ms = 2000         # optional, integer >= 0
  * [env]                        # optional, string values
  * RUST_LOG = "info"
@@ -232,7 +235,7 @@ export const resolveRunAs = (
 }
 
 /**
- * The default agent command, `[process.execPath, <path of "@buildomat/agent/bundle">]`. Fails
+ * The default agent command, `[process.execPath, <path of "@buildomat/agent/bundle/cached">]`. Fails
  * with a `ProviderError` telling to run `npm run build` if the bundle is not built. A server can
  * run it at start-up to fail fast instead of on the first `create`.
  *
@@ -427,7 +430,12 @@ export const make = (
       const value = process.env[key]
       if (value !== undefined) baseEnv[key] = value
     }
-    const agentEnv: Record<string, string> = { ...baseEnv, ...config.env }
+    // Agents that run as the server's own user share a code cache (see the agent's launcher):
+    // most of an agent's start-up is otherwise compiling its bundle. Agents run as another user
+    // get none, so that no job can plant code that a later agent runs. `env` may override it
+    // (an empty value turns it off).
+    const codeCache = path.join(scratchRoot, ".agent-code-cache")
+    const agentEnv: Record<string, string> = { ...baseEnv, [CODE_CACHE_ENV]: codeCache, ...config.env }
 
     // Resolve the default command now to warn early, and again on `create` while it is missing,
     // so that building the bundle later needs no restart.
@@ -450,6 +458,8 @@ export const make = (
         Effect.catchAll((error) => Effect.logWarning(`cannot create scratch root ${root}: ${String(error.error)}`))
       )
     }
+    // After the scratch roots, so that their modes are not 0700 too.
+    yield* Effect.try(() => fs.mkdirSync(codeCache, { mode: 0o700 })).pipe(Effect.ignore)
 
     // One synchronous step, so that concurrent creates cannot both take the last slot.
     const reserve = (request: WorkerProvider.CreateWorkerRequest) =>
@@ -495,7 +505,7 @@ export const make = (
         try {
           child = spawn(command[0]!, [...command.slice(1), ...args], {
             cwd: dir,
-            env: runAs === undefined ? agentEnv : { ...agentEnv, USER: runAs.name, LOGNAME: runAs.name, HOME: dir },
+            env: runAs === undefined ? agentEnv : { ...agentEnv, [CODE_CACHE_ENV]: "", USER: runAs.name, LOGNAME: runAs.name, HOME: dir },
             detached: true, // setsid: the agent leads a new process group that destroy can kill whole
             stdio: ["ignore", fd, fd],
             ...(runAs !== undefined ? { uid: runAs.uid, gid: runAs.gid } : {})

@@ -71,6 +71,9 @@ const request = (worker: string, target = "default"): WorkerProvider.CreateWorke
 /** Only warnings and errors from the provider, for the rest of the test. */
 const quiet = Effect.locallyScoped(FiberRef.currentMinimumLogLevel, LogLevel.Warning)
 
+/** The workers' scratch directories under `scratch` (not the agents' shared code cache). */
+const workerDirs = (scratch: string) => fs.readdirSync(scratch).filter((e) => e !== ".agent-code-cache")
+
 /** A provider on a fresh scratch root, running the fake agent; it logs warnings and errors only. */
 const setup = (config: Partial<LocalProvider.LocalProviderConfig> = {}) =>
   Effect.gen(function*() {
@@ -254,7 +257,7 @@ describe("LocalProvider", () => {
 
       yield* Scope.close(scope, Exit.void)
       assert.isTrue(yield* eventually(() => (pids.some(alive) ? undefined : true)))
-      assert.deepStrictEqual(fs.readdirSync(scratch), [])
+      assert.deepStrictEqual(workerDirs(scratch), [])
       assert.deepStrictEqual(yield* provider.list, [])
       const refused = yield* Effect.flip(provider.create(request("01TESTSCOPEC")))
       assert.match(refused.message, /shut down/)
@@ -426,7 +429,7 @@ describe("LocalProviderConfigSchema", () => {
 })
 
 describe("default agent command", () => {
-  /** A fake `node_modules/@buildomat/agent` exporting `./bundle`, and a file to resolve from. */
+  /** A fake `node_modules/@buildomat/agent` exporting `./bundle/cached`, and a file to resolve from. */
   const fakePackage = (withBundle: boolean) =>
     Effect.gen(function*() {
       const dir = yield* tempDir
@@ -434,13 +437,13 @@ describe("default agent command", () => {
       fs.mkdirSync(path.join(pkg, "bundle"), { recursive: true })
       fs.writeFileSync(
         path.join(pkg, "package.json"),
-        JSON.stringify({ name: "@buildomat/agent", type: "module", exports: { "./bundle": "./bundle/buildomat-agent.js" } })
+        JSON.stringify({ name: "@buildomat/agent", type: "module", exports: { "./bundle/cached": "./bundle/buildomat-agent-cached.cjs" } })
       )
-      if (withBundle) fs.writeFileSync(path.join(pkg, "bundle", "buildomat-agent.js"), "")
-      return { from: path.join(dir, "index.js"), bundle: path.join(fs.realpathSync(pkg), "bundle", "buildomat-agent.js") }
+      if (withBundle) fs.writeFileSync(path.join(pkg, "bundle", "buildomat-agent-cached.cjs"), "")
+      return { from: path.join(dir, "index.js"), bundle: path.join(fs.realpathSync(pkg), "bundle", "buildomat-agent-cached.cjs") }
     })
 
-  it.scoped("resolves @buildomat/agent/bundle to [node, bundle]", () =>
+  it.scoped("resolves @buildomat/agent/bundle/cached to [node, launcher]", () =>
     Effect.gen(function*() {
       const { bundle, from } = yield* fakePackage(true)
       assert.deepStrictEqual(yield* resolveAgentCommand(from), [process.execPath, bundle])
@@ -451,7 +454,7 @@ describe("default agent command", () => {
       const { from } = yield* fakePackage(false)
       const error = yield* Effect.flip(resolveAgentCommand(from))
       assert.strictEqual(error._tag, "ProviderError")
-      assert.include(error.message, "@buildomat/agent/bundle")
+      assert.include(error.message, "@buildomat/agent/bundle/cached")
       assert.include(error.message, "npm run build")
     }))
 
@@ -463,7 +466,7 @@ describe("default agent command", () => {
       if (Either.isRight(resolved)) {
         // The bundle is built: it is node running the agent package's bundle.
         assert.strictEqual(resolved.right[0], process.execPath)
-        assert.match(resolved.right[1]!, /buildomat-agent\.js$/)
+        assert.match(resolved.right[1]!, /buildomat-agent-cached\.cjs$/)
         return
       }
       const provider = yield* LocalProvider.make({ scratchRoot: scratch })

@@ -21,7 +21,12 @@
  */
 import * as net from "node:net"
 import * as path from "node:path"
-import { SOCKET_ENV } from "./control.js"
+
+/**
+ * The environment variable that names the control socket. Defined here, not in `control.ts`, so
+ * that `bmat` loads without Effect.
+ */
+export const SOCKET_ENV = "BUILDOMAT_CONTROL"
 
 const USAGE = `Usage:
   bmat store get [-W] NAME
@@ -155,4 +160,19 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
     return
   }
   return usage(`unknown command ${JSON.stringify(args.slice(0, 2).join(" "))}`)
+}
+
+/**
+ * `main`, then exits the process: 0 on success, 1 with the message on stderr on failure.
+ *
+ * @internal
+ */
+export const run = (argv: ReadonlyArray<string>): void => {
+  void main(argv).then(
+    () => process.exit(0),
+    (e) => {
+      process.stderr.write(`bmat: ${e instanceof Error ? e.message : String(e)}\n`)
+      process.exit(1)
+    }
+  )
 }

@@ -28,9 +28,7 @@ import { describe, retrying } from "./retry.js"
 import * as Root from "./root.js"
 import { pump, type Identity } from "./task.js"
 import { uploadFile } from "./upload.js"
-
-/** The environment variable that names the control socket. */
-export const SOCKET_ENV = "BUILDOMAT_CONTROL"
+import { SOCKET_ENV } from "./bmat.js"
 
 /** A request from `bmat`. */
 export type Request =

@@ -92,8 +92,8 @@ gunzip_to() {
 
 mkdir -p "$PREFIX/lib" "$PREFIX/log"
 install -d -m 0700 "$PREFIX/etc"
-AGENT="$PREFIX/lib/buildomat-agent.mjs"
-NEW="$PREFIX/lib/download/buildomat-agent.mjs"
+AGENT="$PREFIX/lib/buildomat-agent.cjs"
+NEW="$PREFIX/lib/download/buildomat-agent.cjs"
 mkdir -p "$PREFIX/lib/download"
 attempt=0
 while :; do

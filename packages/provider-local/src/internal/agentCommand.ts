@@ -8,12 +8,24 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 
-/** @internal */
-export const BUNDLE_SPECIFIER = "@buildomat/agent/bundle"
+/**
+ * The agent bundle's launcher that compiles it through a V8 code cache (see
+ * `@buildomat/agent`'s `launcher.cts`); it runs the bundle beside it.
+ *
+ * @internal
+ */
+export const BUNDLE_SPECIFIER = "@buildomat/agent/bundle/cached"
 
 /**
- * `[process.execPath, <bundle>]`, the bundle resolved from `from` (a file URL or path) the way
- * Node resolves `@buildomat/agent/bundle`. Fails with a `ProviderError` that says to run
+ * The environment variable that names the agent's code cache directory.
+ *
+ * @internal
+ */
+export const CODE_CACHE_ENV = "BUILDOMAT_AGENT_CODE_CACHE"
+
+/**
+ * `[process.execPath, <launcher>]`, the bundle's launcher resolved from `from` (a file URL or path) the way
+ * Node resolves `@buildomat/agent/bundle/cached`. Fails with a `ProviderError` that says to run
  * `npm run build` when the bundle cannot be found (it is built by tsup, not checked in).
  *
  * @internal

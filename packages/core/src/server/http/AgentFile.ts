@@ -4,7 +4,7 @@
  * URL (buildomat serves its agent binary on these unauthenticated, unpublished routes, and its
  * AWS factory's user data fetches it from there).
  *
- * Ours is a Node bundle (`@buildomat/agent/bundle`, one self-contained ESM file): it runs on any
+ * Ours is a Node bundle (`@buildomat/agent/bundle`, one self-contained CommonJS file): it runs on any
  * machine with Node 20 or later, so the query hints buildomat's boot script sends (`kernel`,
  * `proc`, `mach`, `plat`, `id`, `id_like`, `version_id`) are accepted and ignored.
  *
@@ -112,7 +112,7 @@ export const agentFileLayer = (options: { readonly bundle?: string | undefined }
       const body = gzip ? found.loaded.gz : found.loaded.raw
       const headers = {
         "cache-control": "no-store",
-        "content-disposition": `attachment; filename="${gzip ? "buildomat-agent.js.gz" : "buildomat-agent.js"}"`
+        "content-disposition": `attachment; filename="${gzip ? "buildomat-agent.cjs.gz" : "buildomat-agent.cjs"}"`
       }
       const contentType = gzip ? "application/gzip" : "application/octet-stream"
       if (request.method === "HEAD") {
