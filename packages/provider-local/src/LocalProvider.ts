@@ -281,6 +281,15 @@ const SAFE_WORKER = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/
 /** The record of an agent in its scratch directory, read back after a crash. */
 const INSTANCE_FILE = "instance.json"
 
+/**
+ * The directory, in the provider's scratch root, of the agents' shared V8 code cache (see
+ * `make`). Every other entry of a scratch root is a worker's directory.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const CODE_CACHE_DIR = ".agent-code-cache"
+
 interface Instance {
   readonly instanceId: string
   readonly worker: string
@@ -434,7 +443,7 @@ export const make = (
     // most of an agent's start-up is otherwise compiling its bundle. Agents run as another user
     // get none, so that no job can plant code that a later agent runs. `env` may override it
     // (an empty value turns it off).
-    const codeCache = path.join(scratchRoot, ".agent-code-cache")
+    const codeCache = path.join(scratchRoot, CODE_CACHE_DIR)
     const agentEnv: Record<string, string> = { ...baseEnv, [CODE_CACHE_ENV]: codeCache, ...config.env }
 
     // Resolve the default command now to warn early, and again on `create` while it is missing,
