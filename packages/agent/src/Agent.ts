@@ -12,6 +12,7 @@ import { Data, Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import type { WorkerFacts } from "./internal/control.js"
 import * as Diagnostics from "./internal/diagnostics.js"
 import * as EventLog from "./internal/events.js"
 import { runJob } from "./internal/job.js"
@@ -145,7 +146,9 @@ export const defaultBmatCommand = (): ReadonlyArray<string> | undefined => {
  * 4. Wait for work with the long-poll `GET /ext/0/worker/ping`, which the server answers the
  *    moment it assigns a job. Factory metadata in the answer is applied once: root's authorized
  *    keys and password hash; a pre-job diagnostic script is run first (a fault fails the worker);
- *    a post-job one is announced (`POST /0/worker/diagnostics/enable`).
+ *    a post-job one is announced (`POST /0/worker/diagnostics/enable`). The metadata and the
+ *    factory info of the latest pings are what tasks see through `bmat address list` and
+ *    `bmat factory`.
  * 5. Adopt the job (`job.json`, created exclusively and fsync'd, before anything runs) and run
  *    it: inputs, each task as `/bin/bash <script>` in its own process group until one fails,
  *    every output line sent as numbered batches that the server stores exactly once, the files
@@ -183,13 +186,21 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
     ).pipe(Effect.orDie)
     yield* Effect.logInfo(`bootstrapped as worker ${worker.id}`)
 
+    // What the pings say about this worker, for `bmat factory` and `bmat address`.
+    const facts: WorkerFacts = { metadata: undefined, factory: undefined }
     // The long-poll. A refusal is not worth dying for: the server may come round.
     const ping = (job: string | undefined) =>
       retrying(
         "ping",
         api.workerExt.ping({ urlParams: { wait_ms: waitMs, ...(job === undefined ? {} : { job }) } }),
         { retryAll: true, timeout: waitMs + 30_000 }
-      ).pipe(Effect.orDie)
+      ).pipe(
+        Effect.orDie,
+        Effect.tap((r) => {
+          if (r.factory_metadata !== undefined && r.factory_metadata !== null) facts.metadata = r.factory_metadata
+          if (r.factory_info !== undefined && r.factory_info !== null) facts.factory = r.factory_info
+        })
+      )
     const untilPoweroff = Effect.gen(function*() {
       while (!(yield* ping(undefined)).poweroff) {
         // Nothing to wait for but power-off: a held worker answers at once with no job.
@@ -274,7 +285,8 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
         bmatCommand,
         events: config.events,
         // The restart guard must be on disk before anything of the job runs.
-        beforeFirstSpawn: durable.pipe(Effect.orDie)
+        beforeFirstSpawn: durable.pipe(Effect.orDie),
+        worker: facts
       }).pipe(Effect.map((r) => (r.failed ? "failed" : "completed"))),
       watch
     )

@@ -339,6 +339,91 @@ describe("Agent.run against the real server", () => {
       assert.deepStrictEqual(digests.map((d) => [d.path, d.size, d.sha256]), [["/work/extra.txt", 15, sha256("extra artefact\n")]])
     }))
 
+  it.scopedLive("bmat: address ranges and factory info from the server, as a task sees them", () =>
+    Effect.gen(function*() {
+      const metadata = {
+        v: "1",
+        addresses: [
+          { name: "lab", cidr: "10.0.1.0/24", first: "10.0.1.10", count: 5, routed: true, gateway: "10.0.1.1" },
+          { name: "p2p", cidr: "192.168.7.4/31", first: "192.168.7.4", count: 2, routed: false },
+          { name: "broken", cidr: "10.0.2.0/24", first: "10.0.3.1", count: 1, routed: false },
+          { name: "twin", cidr: "172.16.0.0/16", first: "172.16.0.1", count: 1, routed: false },
+          { name: "twin", cidr: "172.16.0.0/16", first: "172.16.0.2", count: 1, routed: false }
+        ],
+        root_password_hash: "$6$salt$not-for-tasks"
+      }
+      const server = yield* startServer({ launch: inProcess(), metadata })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "kim")
+      const { id } = yield* c.api.jobs.submit({
+        payload: jobSubmit([
+          {
+            name: "addresses",
+            script: [
+              "bmat address ls 2>&1",
+              "echo --",
+              "bmat address list -f lab",
+              "echo --",
+              "bmat address ls -Ho first,last,mask -f p2p",
+              "for n in broken twin nope; do bmat address ls -f $n 2>&1 || echo \"exit $?\"; done",
+              "bmat address ls -o name,colour 2>&1 >/dev/null | head -1; echo \"exit ${PIPESTATUS[0]}\"",
+              "bmat factory name",
+              "bmat factory id",
+              "bmat factory private",
+              "bmat factory 2>/dev/null || echo \"exit $?\"",
+              "echo --",
+              "bmat eng metadata"
+            ].join("\n")
+          }
+        ])
+      })
+      const agent = yield* Queue.take(server.launched)
+      const job = yield* finish(c, id)
+      const events = yield* allEvents(c, id)
+      assert.strictEqual(job.state, "completed", events.map((e) => `${e.stream}: ${e.payload}`).join("\n"))
+      const out = events.filter((e) => e.stream === "stdout").map((e) => e.payload)
+      const parts: Array<Array<string>> = [[]]
+      for (const line of out) line === "--" ? parts.push([]) : parts.at(-1)!.push(line)
+      const [list, one, rest, json] = parts as [Array<string>, Array<string>, Array<string>, Array<string>]
+      const cells = (lines: ReadonlyArray<string>) => lines.map((l) => l.split(/ +/))
+      // Everything usable, in order; the broken range left out, saying why.
+      assert.deepStrictEqual(cells(list), [
+        ["bmat:", "WARNING:", "ignoring", "IP", "address", "range", "\"broken\":", "first", "address", "10.0.3.1", "is", "outside", "10.0.2.0/24"],
+        ["NAME", "CIDR", "FIRST", "LAST", "COUNT", "ROUTED", "GATEWAY"],
+        ["lab", "10.0.1.0/24", "10.0.1.10", "10.0.1.14", "5", "yes", "10.0.1.1"],
+        ["p2p", "192.168.7.4/31", "192.168.7.4", "192.168.7.5", "2", "no", "-"],
+        ["twin", "172.16.0.0/16", "172.16.0.1", "172.16.0.1", "1", "no", "-"],
+        ["twin", "172.16.0.0/16", "172.16.0.2", "172.16.0.2", "1", "no", "-"]
+      ])
+      // Aligned: each column starts at the same place on every line.
+      const starts = (l: string) => [...l.matchAll(/\S+/g)].map((m) => m.index).join(",")
+      assert.deepStrictEqual(new Set(list.slice(1).map(starts)).size, 1)
+      assert.deepStrictEqual(cells(one), [
+        ["NAME", "CIDR", "FIRST", "LAST", "COUNT", "ROUTED", "GATEWAY"],
+        ["lab", "10.0.1.0/24", "10.0.1.10", "10.0.1.14", "5", "yes", "10.0.1.1"]
+      ])
+      const worker = agent.request.worker
+      const admin = yield* Testing.client(server.url, ADMIN)
+      const [factory] = yield* admin.api.factories.list()
+      assert.deepStrictEqual(rest, [
+        "192.168.7.4  192.168.7.5  255.255.255.254",
+        "bmat: IP address range \"broken\" is not usable: first address 10.0.3.1 is outside 10.0.2.0/24",
+        "exit 1",
+        "bmat: 2 IP address ranges are named \"twin\"",
+        "exit 1",
+        "bmat: no IP address range named \"nope\" (there are: lab, p2p, twin, twin)",
+        "exit 1",
+        "bmat: unknown column \"colour\" (columns: name, cidr, first, last, count, family, network, mask, routed, gateway)",
+        "exit 2",
+        "test",
+        factory!.id,
+        `test-${worker}`,
+        "exit 2"
+      ])
+      assert.strictEqual(factory!.name, "test")
+      // The metadata as the server sent it, but the root password hash is not the task's business.
+      assert.deepStrictEqual(JSON.parse(json.join("\n")), { ...metadata, root_password_hash: "<redacted>" })
+    }))
+
   it.scopedLive("a file that changes while it is uploaded fails the job, unless its rule has %", () =>
     Effect.gen(function*() {
       let proxy: Proxy | undefined

@@ -318,8 +318,10 @@ export const WorkerCompleteDiagnostics = Schema.Struct({ hold: Schema.Boolean })
  * Factory metadata (buildomat `FactoryMetadata` version 1), handed to the agent in its ping. The
  * agent applies each item once: `root_authorized_keys` and `root_password_hash` for the worker's
  * root account, and runs `pre_job_diagnostic_script` before its job and
- * `post_job_diagnostic_script` after it (buildomat §3.9). `addresses`, `dump_to_rpool` and
- * `rpool_disable_sync` are illumos/lab matters, accepted and ignored on other systems.
+ * `post_job_diagnostic_script` after it (buildomat §3.9). `addresses` (IPv4 ranges, see
+ * `Factories.FactoryAddresses`) are shown to tasks by `bmat address list`, which checks each
+ * one; `dump_to_rpool` and `rpool_disable_sync` are illumos matters, accepted and ignored on other
+ * systems.
  *
  * @since 0.1.0
  * @category schemas

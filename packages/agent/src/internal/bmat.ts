@@ -13,7 +13,18 @@
  *                                 start CMD in the background; its output goes to the job's
  *                                 events on bg.NAME.stdout / bg.NAME.stderr; it is stopped when
  *                                 the task ends
+ * bmat address list|ls [-H] [-o COL,...] [-f NAME]
+ *                                 the worker's IPv4 ranges from its factory metadata, as a table
+ *                                 (-H: no header; -o: these columns); -f: exactly the range
+ *                                 named NAME, or fail
+ * bmat factory name|id|private    which factory made this worker, and its own id for the machine
+ * bmat eng metadata               (hidden) the factory metadata as JSON, root_password_hash
+ *                                 redacted; null if there is none
  * ```
+ *
+ * `address list` checks each range (see `addresses.ts`): one that is not usable is left out, with
+ * a warning on stderr saying why. Its columns are name, cidr, first, last, count, routed and
+ * gateway by default; family, network and mask on request.
  *
  * Exits 0 on success, 1 on failure (with a message on stderr), 2 on a usage error.
  *
@@ -21,6 +32,7 @@
  */
 import * as net from "node:net"
 import * as path from "node:path"
+import * as Addresses from "./addresses.js"
 
 /**
  * The environment variable that names the control socket. Defined here, not in `control.ts`, so
@@ -33,6 +45,8 @@ const USAGE = `Usage:
   bmat store put [-s] NAME [VALUE]
   bmat add output FILE
   bmat process start NAME CMD [ARG...]
+  bmat address list|ls [-H] [-o COL,...] [-f NAME]
+  bmat factory name|id|private
 `
 
 const usage = (message: string): never => {
@@ -112,17 +126,32 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
     return res
   }
   const [group, verb, ...rest] = args
-  const flags = (allowed: string) => {
+  /**
+   * Takes the options before the first operand: flags in `flags`, options with a value in
+   * `values` (`-f NAME` or `-fNAME`); letters may be grouped (`-Ho name`); `--` ends them.
+   */
+  const options = (flags: string, values = "") => {
     const set = new Set<string>()
-    while (rest[0] !== undefined && /^-[A-Za-z]$/.test(rest[0])) {
-      const f = rest.shift()!.slice(1)
-      if (!allowed.includes(f)) usage(`unknown option -${f}`)
-      set.add(f)
+    const given = new Map<string, string>()
+    while (rest[0] !== undefined && /^-./.test(rest[0])) {
+      const arg = rest.shift()!
+      if (arg === "--") break
+      for (let i = 1; i < arg.length; i++) {
+        const f = arg[i]!
+        if (values.includes(f)) {
+          const value = i + 1 < arg.length ? arg.slice(i + 1) : rest.shift()
+          if (value === undefined) usage(`option -${f} needs a value`)
+          given.set(f, value!)
+          break
+        }
+        if (!flags.includes(f)) usage(`unknown option -${f}`)
+        set.add(f)
+      }
     }
-    return set
+    return { has: (f: string) => set.has(f), get: (f: string) => given.get(f) }
   }
   if (group === "store" && verb === "get") {
-    const f = flags("W")
+    const f = options("W")
     if (rest.length !== 1) return usage("store get takes one NAME")
     for (;;) {
       const res = await call({ op: "store-get", name: rest[0] })
@@ -136,7 +165,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
     }
   }
   if (group === "store" && verb === "put") {
-    const f = flags("s")
+    const f = options("s")
     if (rest.length < 1 || rest.length > 2) return usage("store put takes NAME and an optional VALUE")
     let value = rest[1]
     if (value === undefined) {
@@ -159,7 +188,62 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
     await call({ op: "process-start", name: rest[0], cmd: rest[1], args: rest.slice(2), env, cwd: process.cwd() })
     return
   }
+  if (group === "address" && (verb === "list" || verb === "ls")) {
+    const o = options("H", "of")
+    if (rest.length !== 0) return usage("address list takes no operands")
+    const columns = columnsOf(o.get("o"))
+    const name = o.get("f")
+    const res = await call({ op: "metadata" })
+    const metadata = res["metadata"] as Record<string, unknown> | null
+    const { ranges, problems } = Addresses.parse(metadata?.["addresses"])
+    let shown = ranges
+    if (name !== undefined) {
+      shown = ranges.filter((r) => r.name === name)
+      if (shown.length > 1) return fail(`${shown.length} IP address ranges are named ${JSON.stringify(name)}`)
+      if (shown.length === 0) {
+        const bad = problems.filter((p) => p.name === name)
+        if (bad.length > 0) return fail(`IP address range ${JSON.stringify(name)} is not usable: ${bad.map((p) => p.reason).join("; ")}`)
+        const names = ranges.map((r) => r.name)
+        return fail(
+          `no IP address range named ${JSON.stringify(name)} (${names.length === 0 ? "this worker has none" : `there are: ${names.join(", ")}`})`
+        )
+      }
+    } else {
+      for (const p of problems) {
+        process.stderr.write(`bmat: WARNING: ignoring IP address range${p.name === undefined ? "" : ` ${JSON.stringify(p.name)}`}: ${p.reason}\n`)
+      }
+    }
+    process.stdout.write(Addresses.table(shown, columns, !o.has("H")))
+    return
+  }
+  if (group === "factory" && (verb === "name" || verb === "id" || verb === "private")) {
+    if (rest.length !== 0) return usage(`factory ${verb} takes no operands`)
+    const res = await call({ op: "factory-info" })
+    const info = res["factory"] as { id: string; name: string; private?: string | null }
+    const value = verb === "private" ? info.private : info[verb]
+    if (value === undefined || value === null) return fail("the factory's private id for this worker is not known")
+    process.stdout.write(`${value}\n`)
+    return
+  }
+  if (group === "eng" && verb === "metadata") {
+    if (rest.length !== 0) return usage("eng metadata takes no operands")
+    const res = await call({ op: "metadata" })
+    process.stdout.write(`${JSON.stringify(res["metadata"] ?? null, null, 2)}\n`)
+    return
+  }
   return usage(`unknown command ${JSON.stringify(args.slice(0, 2).join(" "))}`)
+}
+
+/** The columns `-o` asks for (comma-separated), or the default ones. */
+const columnsOf = (spec: string | undefined): ReadonlyArray<Addresses.Column> => {
+  if (spec === undefined) return Addresses.DEFAULT_COLUMNS
+  const asked = spec.split(",").map((c) => c.trim().toLowerCase())
+  for (const c of asked) {
+    if (!(Addresses.COLUMNS as ReadonlyArray<string>).includes(c)) {
+      usage(`unknown column ${JSON.stringify(c)} (columns: ${Addresses.COLUMNS.join(", ")})`)
+    }
+  }
+  return asked as Array<Addresses.Column>
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
  * The control channel of a running task (buildomat §3.8): the `bmat` command, run by the task,
  * asks the agent over a UNIX socket to read or write the job store, upload a file as an output,
- * or start a background process whose output is captured.
+ * start a background process whose output is captured, or tell what the server said about the
+ * worker: its factory metadata (§3.9; `bmat address list`, `bmat eng metadata`) and which factory
+ * made it (`bmat factory name|id|private`).
  *
  * Each task gets its own socket, in a fresh directory owned by the task's user with mode 0700
  * (the socket 0600), so only that user (and root) can use it, and only while the task runs
@@ -10,7 +12,11 @@
  * `PATH` and names the socket in `BUILDOMAT_CONTROL`.
  *
  * The protocol is one JSON object per line each way: a request `{ "id", "op", ... }`, answered by
- * `{ "id", "ok": true, ... }` or `{ "id", "ok": false, "error" }`.
+ * `{ "id", "ok": true, ... }` or `{ "id", "ok": false, "error" }`. `metadata` answers
+ * `{ metadata }`: the factory metadata as the server sent it (`null` if none), with
+ * `root_password_hash` redacted, since the task's user need not be root; `factory-info` answers
+ * `{ factory: { id, name, private } }`, or fails when the server has not said (buildomat:
+ * "factory info not available").
  *
  * @internal
  */
@@ -43,6 +49,26 @@ export type Request =
     readonly env: Readonly<Record<string, string>>
     readonly cwd: string
   }
+  | { readonly op: "metadata" }
+  | { readonly op: "factory-info" }
+
+/**
+ * What the agent has learnt about its worker from the server's pings, kept current by the agent
+ * as later pings arrive: the factory metadata (JSON, as sent) and which factory made the worker.
+ * `undefined` while the server has not said.
+ */
+export interface WorkerFacts {
+  metadata: unknown
+  factory: typeof Workers.WorkerPingFactoryInfo.Type | undefined
+}
+
+/** The metadata as `bmat` may see it: `root_password_hash` replaced by `"<redacted>"`. */
+const visibleMetadata = (m: unknown): unknown => {
+  if (typeof m !== "object" || m === null || Array.isArray(m)) return m ?? null
+  const copy: Record<string, unknown> = { ...(m as Record<string, unknown>) }
+  if (typeof copy["root_password_hash"] === "string") copy["root_password_hash"] = "<redacted>"
+  return copy
+}
 
 /** What the control channel needs from the job. */
 export interface ControlContext {
@@ -56,6 +82,8 @@ export interface ControlContext {
   readonly tmpdir: string
   /** The argv that runs this agent's bundle (`[node, bundle]`); no `bmat` without it. */
   readonly command: ReadonlyArray<string> | undefined
+  /** What the server said about the worker, read at each request. */
+  readonly worker: WorkerFacts
 }
 
 const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`
@@ -108,6 +136,18 @@ export const open = (ctx: ControlContext, task: Workers.WorkerPingTask) =>
           return addOutput(req.path)
         case "process-start":
           return processStart(req)
+        case "metadata":
+          return Effect.succeed({ ok: true, metadata: visibleMetadata(ctx.worker.metadata) })
+        case "factory-info": {
+          const f = ctx.worker.factory
+          return Effect.succeed(
+            f === undefined
+              ? { ok: false, error: "factory info not available: the server has not said which factory made this worker" }
+              : { ok: true, factory: { id: f.id, name: f.name, private: f.private ?? null } }
+          )
+        }
+        default:
+          return Effect.succeed({ ok: false, error: `unknown request ${JSON.stringify((req as { op?: unknown }).op)}` })
       }
     }
 

@@ -2,7 +2,8 @@
  * Factory metadata and diagnostics (buildomat §3.9). The metadata arrives in the ping and is
  * applied once: root's SSH keys (`root_authorized_keys`, to `/root/.ssh/authorized_keys` under the
  * root) and password hash (`root_password_hash`, into `/etc/shadow` under the root, if present);
- * the illumos items (`dump_to_rpool`, `rpool_disable_sync`, `addresses`) are ignored. A pre-job
+ * the illumos items (`dump_to_rpool`, `rpool_disable_sync`) are ignored; `addresses` are only
+ * shown to tasks (`bmat address list`). A pre-job
  * diagnostic script runs before the job is taken (a non-zero exit, or failing to start, fails the
  * worker); a post-job one is announced at once (`POST /0/worker/diagnostics/enable`, so that the
  * server keeps the worker), runs after the job, and is reported with

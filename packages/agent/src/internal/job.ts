@@ -37,6 +37,8 @@ export interface JobContext {
   readonly events?: EventLog.Options | undefined
   /** Runs (once) before the job's first process starts: the restart guard reaching the disk. */
   readonly beforeFirstSpawn?: Effect.Effect<void> | undefined
+  /** What the server said about the worker (factory metadata and info), for `bmat`. */
+  readonly worker?: Control.WorkerFacts | undefined
 }
 
 /**
@@ -100,7 +102,8 @@ export const runJob = (
       processes: ctx.processes,
       identity,
       tmpdir,
-      command: ctx.bmatCommand
+      command: ctx.bmatCommand,
+      worker: ctx.worker ?? { metadata: undefined, factory: undefined }
     }
     if (!failed) {
       for (const task of job.tasks) {

@@ -17,7 +17,6 @@ import { HttpApiBuilder, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as NodeFs from "node:fs"
-import { createServer } from "node:http"
 import * as NodePath from "node:path"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import { BuildomatApi } from "../Api.js"
@@ -30,6 +29,7 @@ import * as Control from "./Control.js"
 import * as Database from "./Database.js"
 import * as EventHub from "./EventHub.js"
 import * as FactoryStore from "./FactoryStore.js"
+import * as GracefulHttp from "./internal/httpServer.js"
 import {
   AdminAuthLive,
   AdminLive,
@@ -94,6 +94,14 @@ import * as WorkerStore from "./WorkerStore.js"
  * - `background`: what the background loops do on their own (`Background.BackgroundOptions`:
  *   `jobAutoArchive`, `jobAutoPurge`, `purgeAfter`, `purgeDelay`, `fileAutoArchive`), by default
  *   buildomat's.
+ * - `shutdownGraceMs`: when the server stops, how long requests still in flight (a download, an
+ *   upload) may take to complete before their connections are cut, in milliseconds; default
+ *   10,000. Idle keep-alive connections are closed at once, and each connection in flight as
+ *   soon as its response is complete, so a stop does not wait on clients to drop their
+ *   connections.
+ * - `keepAliveTimeoutMs`: how long an idle keep-alive connection is kept open, in milliseconds
+ *   (Node's `server.keepAliveTimeout`); default Node's, 5,000. Behind a proxy or load balancer,
+ *   set it above the proxy's own idle timeout.
  *
  * @since 0.1.0
  * @category models
@@ -113,6 +121,8 @@ export interface ServerOptions {
   readonly targets?: ReadonlyArray<string> | undefined
   readonly archiveStore?: Layer.Layer<ObjectStore.ArchiveStore> | undefined
   readonly background?: Partial<Background.BackgroundOptions> | undefined
+  readonly shutdownGraceMs?: number | undefined
+  readonly keepAliveTimeoutMs?: number | undefined
 }
 
 /**
@@ -153,7 +163,10 @@ export const layer = (
       targets: options.targets
     }
   })
-  const http = NodeHttpServer.layer(createServer, { host: options.host ?? "127.0.0.1", port: options.port ?? 9979 })
+  const http = NodeHttpServer.layer(
+    () => GracefulHttp.make({ graceMs: options.shutdownGraceMs ?? 10_000, keepAliveTimeoutMs: options.keepAliveTimeoutMs }),
+    { host: options.host ?? "127.0.0.1", port: options.port ?? 9979 }
+  )
   const url = Layer.effect(
     ServerUrl,
     Effect.gen(function*() {

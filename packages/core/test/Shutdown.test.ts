@@ -1,0 +1,189 @@
+/**
+ * Stopping the server (closing the scope of `Testing.serve`): idle keep-alive connections do not
+ * hold the stop, a request in flight still completes, and one that stalls is cut after the grace
+ * period. The keep-alive timeout is set far beyond the test's own timeout, so a stop that waited
+ * on an idle connection would fail the test rather than merely take longer.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Scope } from "effect"
+import * as Crypto from "node:crypto"
+import * as Http from "node:http"
+import type * as Net from "node:net"
+import * as GracefulHttp from "../src/server/internal/httpServer.js"
+import { startServer, tempDir, userClient } from "./harness.js"
+import { assigned, bootAgent, runAssigned } from "./live.js"
+
+const job = (name: string) => ({
+  name,
+  target: "default",
+  output_rules: ["/out.bin"],
+  tasks: [{ name: "t", script: "true", env_clear: false, env: {}, workdir: null }]
+})
+
+/** Never, as far as these tests are concerned. */
+const TEN_MINUTES = 600_000
+
+interface Answer {
+  readonly status: number
+  readonly headers: Http.IncomingHttpHeaders
+  readonly body: Buffer
+  readonly socket: Net.Socket
+}
+
+/** Resolves with the whole answer to `req` (already sent or being sent). */
+const answer = (req: Http.ClientRequest) =>
+  new Promise<Answer>((resolve, reject) => {
+    req.once("error", reject)
+    req.once("response", (res) => {
+      // Taken now: a keep-alive agent detaches the socket from the response once it has ended.
+      const socket = res.socket
+      const parts: Array<Buffer> = []
+      res.on("data", (d: Buffer) => parts.push(d))
+      res.once("error", reject)
+      res.once("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), socket }))
+    })
+  })
+
+/** Resolves when `socket` is closed. */
+const closed = (socket: Net.Socket) =>
+  new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once("close", () => resolve())))
+
+/**
+ * Starts a chunk upload of `size` bytes as the worker `token` with `Expect: 100-continue`, so
+ * that the server has taken the request (its handler runs) before the body is sent; resolves
+ * once the server says to continue, with the request and half of the body sent.
+ */
+const startUpload = (url: string, path: string, token: string, size: number, agent: Http.Agent) =>
+  new Promise<Http.ClientRequest>((resolve, reject) => {
+    const req = Http.request(`${url}${path}`, {
+      method: "POST",
+      agent,
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/octet-stream",
+        "content-length": String(size),
+        expect: "100-continue"
+      }
+    })
+    req.once("error", reject)
+    req.once("continue", () => {
+      req.write(Buffer.alloc(size / 2, 1))
+      resolve(req)
+    })
+    req.flushHeaders()
+  })
+
+describe("stopping the server", () => {
+  it.scopedLive("closes idle keep-alive connections at once, lets requests in flight complete, then closes their connections", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const server = yield* Scope.make()
+      const s = yield* startServer(dir, 4, { keepAliveTimeoutMs: TEN_MINUTES, shutdownGraceMs: TEN_MINUTES }).pipe(
+        Scope.extend(server)
+      )
+      const { c, user } = yield* userClient(s.url, "una")
+
+      // A job with a 16 MiB output, and a second job, running, for an upload.
+      const { id } = yield* c.api.jobs.submit({ payload: job("download") })
+      const first = yield* bootAgent(s.url, s.requests)
+      yield* assigned(first.c)
+      const data = Crypto.randomBytes(16 * 1024 * 1024)
+      yield* runAssigned(first.c, id, { outputs: [{ path: "/out.bin", data }] })
+      const [output] = yield* c.api.jobs.outputs({ path: { job: id as any } })
+      const { id: running } = yield* c.api.jobs.submit({ payload: job("upload") })
+      const second = yield* bootAgent(s.url, s.requests)
+      yield* assigned(second.c)
+
+      const agents = [0, 1, 2].map(() => new Http.Agent({ keepAlive: true, maxSockets: 1 }))
+      yield* Effect.addFinalizer(() => Effect.sync(() => agents.forEach((a) => a.destroy())))
+      const [idle, downloads, uploads] = agents as [Http.Agent, Http.Agent, Http.Agent]
+      const auth = { authorization: `Bearer ${user.token}` }
+
+      // A keep-alive connection, idle, that the client keeps open.
+      const small = yield* Effect.promise(() => answer(Http.get(`${s.url}/0/job/${id}`, { agent: idle, headers: auth })))
+      assert.strictEqual(small.status, 200)
+      assert.notStrictEqual(small.headers.connection, "close")
+      const idleClosed = closed(small.socket)
+
+      // A download in flight: its headers are sent, and the client does not read the body yet, so
+      // that the server is still writing it when the stop begins.
+      const response = yield* Effect.promise(() =>
+        new Promise<Http.IncomingMessage>((resolve, reject) => {
+          const req = Http.get(`${s.url}/0/jobs/${id}/outputs/${output!.id}`, { agent: downloads, headers: auth })
+          req.once("error", reject)
+          req.once("response", (res) => {
+            res.pause()
+            resolve(res)
+          })
+        })
+      )
+      assert.strictEqual(response.statusCode, 200)
+      const downloadSocket = response.socket
+
+      // An upload the server has taken, with half its body sent: its answer is not written yet.
+      const upload = yield* Effect.promise(() => startUpload(s.url, `/0/worker/job/${running}/chunk`, second.token, 65536, uploads))
+      const uploaded = answer(upload)
+
+      const stop = yield* Effect.fork(Scope.close(server, Exit.void))
+      // The idle connection goes at once, while the requests in flight hold the stop.
+      yield* Effect.promise(() => idleClosed)
+      assert.isNull(stop.unsafePoll(), "the server waits for the requests in flight")
+
+      upload.end(Buffer.alloc(65536 / 2, 2))
+      const done = yield* Effect.promise(() => uploaded)
+      assert.strictEqual(done.status, 201, done.body.toString())
+      assert.match(JSON.parse(done.body.toString()).id, /^[0-9A-Z]{26}$/)
+      assert.strictEqual(done.headers.connection, "close", "an answer begun during the stop closes its connection")
+
+      const body = yield* Effect.promise(() =>
+        new Promise<Buffer>((resolve, reject) => {
+          const parts: Array<Buffer> = []
+          response.on("data", (d: Buffer) => parts.push(d))
+          response.once("error", reject)
+          response.once("end", () => resolve(Buffer.concat(parts)))
+          response.resume()
+        })
+      )
+      assert.isTrue(body.equals(data), "the download is whole")
+      // Its connection was kept alive when the download began; the server closes it now that
+      // the download is done, so the stop completes while the client would keep it.
+      yield* Effect.promise(() => closed(downloadSocket))
+      assert.isTrue(Exit.isSuccess(yield* Fiber.await(stop)))
+    }))
+
+  it.scopedLive("cuts a request that is still in flight after the grace period", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const server = yield* Scope.make()
+      const s = yield* startServer(dir, 4, { keepAliveTimeoutMs: TEN_MINUTES, shutdownGraceMs: 200 }).pipe(Scope.extend(server))
+      const { c } = yield* userClient(s.url, "vera")
+      const { id } = yield* c.api.jobs.submit({ payload: job("stalled") })
+      const agent = yield* bootAgent(s.url, s.requests)
+      yield* assigned(agent.c)
+      const uploads = new Http.Agent({ keepAlive: true })
+      yield* Effect.addFinalizer(() => Effect.sync(() => uploads.destroy()))
+      // The rest of the body never comes.
+      const upload = yield* Effect.promise(() => startUpload(s.url, `/0/worker/job/${id}/chunk`, agent.token, 65536, uploads))
+      const outcome = answer(upload).then(
+        (a) => `answered ${a.status}`,
+        (e: NodeJS.ErrnoException) => `failed ${e.code ?? e.message}`
+      )
+      yield* Scope.close(server, Exit.void)
+      assert.match(yield* Effect.promise(() => outcome), /^failed (ECONNRESET|ECONNABORTED|socket hang up)/)
+    }))
+
+  it.scopedLive("a request that finds the API detached is answered 503 with Connection: close", () =>
+    Effect.gen(function*() {
+      const server = GracefulHttp.make({ graceMs: 1000 })
+      yield* Effect.acquireRelease(
+        Effect.promise(() => new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()))),
+        () => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())))
+      )
+      const { port } = server.address() as Net.AddressInfo
+      const res = yield* Effect.promise(() => answer(Http.get(`http://127.0.0.1:${port}/0/ping`, { agent: false })))
+      assert.strictEqual(res.status, 503)
+      assert.strictEqual(res.headers.connection, "close")
+      assert.strictEqual(res.headers["retry-after"], "1")
+      assert.match(JSON.parse(res.body.toString()).message, /not serving requests/)
+    }))
+})
