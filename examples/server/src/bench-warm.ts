@@ -7,7 +7,10 @@
  *   provider keeps a warm pool (`BENCH_WARM_POOL` agents, at most `BENCH_WARM_LIMIT` at once),
  *   each job on a fresh worker: jobs/s from the first submit to the last completion, and the
  *   time from submit to complete (p50/p99, from the server's `times`); then jobs one at a time on
- *   an idle, full pool (`BENCH_WARM_SINGLE` runs): submit to complete.
+ *   an idle, full pool (`BENCH_WARM_SINGLE` runs): submit to complete. CPU per job: the server's
+ *   (this process, the bench's polling included) and the rest of the machine's.
+ * - the same with `agentHost` (`warm_pool_agent_host`): each target's agents in one agent host
+ *   process instead of a process each.
  *
  * @since 0.1.0
  */
@@ -44,20 +47,20 @@ const summary = (xs: ReadonlyArray<number>) => ({
 })
 
 /**
- * CPU time used so far, in ms: by this process (the server), and by its children that have
- * exited (the agents and their tasks), from `/proc/self/stat` (Linux only; 0 elsewhere).
+ * CPU time used so far, in ms: by this process (the server), and by the whole machine (every
+ * process: agents, agent hosts and tasks included), from `/proc/stat` (Linux only; 0 elsewhere).
  */
 const cpu = () => {
   const own = process.cpuUsage()
-  let children = 0
+  let machine = 0
   try {
-    const stat = NodeFs.readFileSync("/proc/self/stat", "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    children = ((Number(fields[13]) + Number(fields[14])) * 1000) / 100 // cutime + cstime, USER_HZ = 100
+    const fields = NodeFs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal: all but idle and iowait, in USER_HZ = 100
+    machine = ((fields[0]! + fields[1]! + fields[2]! + fields[5]! + fields[6]! + fields[7]!) * 1000) / 100
   } catch {
     // not Linux
   }
-  return { server: (own.user + own.system) / 1000, children }
+  return { server: (own.user + own.system) / 1000, machine }
 }
 
 const machine = () => ({ cpus: NodeOs.cpus().length, memory_gib: Math.round(NodeOs.totalmem() / 2 ** 30), node: process.version })
@@ -74,7 +77,7 @@ const trivial = (name: string) => ({
  * jobs; `WARM_JOBS` trivial jobs at once, each on its own fresh worker; then single jobs on an
  * idle pool.
  */
-const warmPool = Effect.gen(function*() {
+const warmPool = (agentHost: boolean) => Effect.gen(function*() {
   const dir = yield* Testing.tempDirectory("buildomat-bench-warm-")
   const url = yield* Testing.serve(
     { dataDir: NodePath.join(dir, "data"), adminToken: ADMIN },
@@ -82,6 +85,7 @@ const warmPool = Effect.gen(function*() {
       scratchRoot: NodePath.join(dir, "workers"),
       limit: WARM_LIMIT,
       killGraceMs: 1000,
+      agentHost,
       targets: { default: { warm: WARM_POOL } },
       ...(AGENT_NODE_FLAGS.length > 0 ? { agentCommand: [process.execPath, ...AGENT_NODE_FLAGS, agentBundle()] } : {})
     })
@@ -106,11 +110,14 @@ const warmPool = Effect.gen(function*() {
   const ids: Array<string> = []
   for (let i = 0; i < WARM_JOBS; i++) ids.push((yield* c.api.jobs.submit({ payload: trivial(`warm ${i}`) })).id)
   const submitted = Date.now()
-  for (;;) {
-    const page = yield* c.api.jobs.list({ urlParams: { limit: 10_000 } })
-    const mine = page.items.filter((j) => ids.includes(j.id))
-    if (mine.every((j) => j.state === "completed" || j.state === "failed")) break
-    yield* Effect.sleep("25 millis")
+  // Waits for each job in turn, one small GET at a time: listing every job each time would cost
+  // the server more than the jobs do. The figures come from the server's `times`, not from here.
+  for (const id of ids) {
+    for (;;) {
+      const j = yield* c.api.jobs.get({ path: { job: id as any } })
+      if (j.state === "completed" || j.state === "failed") break
+      yield* Effect.sleep("25 millis")
+    }
   }
   const cpu1 = cpu()
   const jobs = yield* Effect.forEach(ids, (id) => c.api.jobs.get({ path: { job: id as any } }))
@@ -138,6 +145,7 @@ const warmPool = Effect.gen(function*() {
   }
 
   return {
+    agent_host: agentHost,
     jobs: WARM_JOBS,
     limit: WARM_LIMIT,
     pool: WARM_POOL,
@@ -151,15 +159,17 @@ const warmPool = Effect.gen(function*() {
     assigned_to_complete: summary(jobs.map((j) => at(j, "complete") - at(j, "assigned"))),
     cpu_ms_per_job: {
       server: Math.round((cpu1.server - cpu0.server) / WARM_JOBS),
-      agents_and_tasks: Math.round((cpu1.children - cpu0.children) / WARM_JOBS)
+      agents_and_tasks: Math.round((cpu1.machine - cpu0.machine - (cpu1.server - cpu0.server)) / WARM_JOBS)
     },
     single_job_on_idle_pool_submit_to_complete: summary(single)
   }
 }).pipe(Effect.scoped)
 
 const main = Effect.gen(function*() {
-  const warm = yield* warmPool
-  const result = { date: new Date().toISOString(), machine: machine(), warm_pool: warm }
+  // The default (an agent process per worker), then agent hosts (`agentHost`).
+  const warm = process.env["BENCH_WARM_SKIP_PROCESS"] ? undefined : yield* warmPool(false)
+  const host = yield* warmPool(true)
+  const result = { date: new Date().toISOString(), machine: machine(), warm_pool: warm, warm_pool_agent_host: host }
   const out = NodePath.join(repo, "bench-results")
   NodeFs.mkdirSync(out, { recursive: true })
   const text = JSON.stringify(result, null, 2)

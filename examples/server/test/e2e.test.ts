@@ -127,7 +127,7 @@ describe("end to end with real agents", () => {
         Stream.runDrain,
         Effect.timeout("30 seconds")
       )
-      const workers = NodeFs.readdirSync(NodePath.join(dir, "workers")).filter((e) => e !== LocalProvider.CODE_CACHE_DIR)
+      const workers = NodeFs.readdirSync(NodePath.join(dir, "workers")).filter((e) => e !== LocalProvider.PROVIDER_DIR)
       const root = NodePath.join(dir, "workers", workers[0]!, "root")
       const pids = ["pid", "child"].map((f) => Number(NodeFs.readFileSync(NodePath.join(root, f), "utf8")))
       assert.isTrue(pids.every(pidAlive))
@@ -239,7 +239,7 @@ describe("end to end with real agents", () => {
           Stream.runDrain,
           Effect.timeout("30 seconds")
         )
-        const workers = NodeFs.readdirSync(NodePath.join(dir, "workers")).filter((e) => e !== LocalProvider.CODE_CACHE_DIR)
+        const workers = NodeFs.readdirSync(NodePath.join(dir, "workers")).filter((e) => e !== LocalProvider.PROVIDER_DIR)
         root = NodePath.join(dir, "workers", workers[0]!, "root")
         pids = ["pid", "child"].map((f) => Number(NodeFs.readFileSync(NodePath.join(root, f), "utf8")))
         assert.isTrue(pids.every(pidAlive))

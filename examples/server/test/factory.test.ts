@@ -221,7 +221,7 @@ describe("dist/factory.js: a provider as a separate factory process", () => {
       // SIGTERM: the factory stops its agents and removes their scratch directories.
       proc.child.kill("SIGTERM")
       yield* Effect.promise(() => proc.exited)
-      assert.deepStrictEqual(NodeFs.readdirSync(machines).filter((e) => e !== LocalProvider.CODE_CACHE_DIR), [])
+      assert.deepStrictEqual(NodeFs.readdirSync(machines).filter((e) => e !== LocalProvider.PROVIDER_DIR), [])
     }))
 
   it.scopedLive("says what is wrong with its configuration, and exits 2", () =>

@@ -19,6 +19,7 @@ import { runJob } from "./internal/job.js"
 import * as Processes from "./internal/processes.js"
 import { describe, retrying } from "./internal/retry.js"
 import * as State from "./internal/state.js"
+import { currentIdentity } from "./internal/task.js"
 import * as Wire from "./internal/wire.js"
 
 /**
@@ -49,6 +50,8 @@ export const DEFAULT_STATE_DIR = "/opt/buildomat/etc"
  * - `bmatCommand`: the argv that tasks run as `bmat` (`bmat ARGS...` appended); by default
  *   `defaultBmatCommand()`. Without one, tasks have no `bmat`.
  * - `events`: tuning of event batches and the spool (see `EventOptions`); the defaults suit.
+ * - `home`: `HOME` for tasks that run as the agent's own user; default the agent's `HOME` (an
+ *   agent host gives each of its agents a home of its own).
  *
  * @since 0.1.0
  * @category models
@@ -62,6 +65,7 @@ export interface Config {
   readonly killGraceMillis?: number | undefined
   readonly bmatCommand?: ReadonlyArray<string> | undefined
   readonly events?: EventOptions | undefined
+  readonly home?: string | undefined
 }
 
 /**
@@ -284,6 +288,7 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
         processes,
         bmatCommand,
         events: config.events,
+        ...(config.home !== undefined ? { identity: { ...currentIdentity(), home: config.home } } : {}),
         // The restart guard must be on disk before anything of the job runs.
         beforeFirstSpawn: durable.pipe(Effect.orDie),
         worker: facts

@@ -8,7 +8,8 @@
  * cannot go on, 2 on a usage error.
  *
  * Invoked as `bmat` (by that basename, or as `buildomat-agent bmat ...`), it is the control
- * command of a running task instead (see `internal/bmat.ts`).
+ * command of a running task instead (see `internal/bmat.ts`). `buildomat-agent host` runs an
+ * agent host (see `Host.ts`) on stdin and stdout.
  *
  * @since 0.1.0
  */
@@ -36,6 +37,9 @@ Options:
   -h, --help         show this help
 
 Run as "bmat" (or "buildomat-agent bmat ..."), it is a task's control command: "bmat --help".
+
+"buildomat-agent host" runs many agents in one process, started and stopped by requests on
+stdin (JSON lines; see the Host module of @buildomat/agent), for a provider that starts many.
 `
 
 const usageError = (message: string): never => {
@@ -111,6 +115,8 @@ const parse = (argv: ReadonlyArray<string>, defaultStateDir: string): Agent.Conf
 const argv = process.argv.slice(2)
 if (path.basename(process.argv[1] ?? "") === "bmat" || argv[0] === "bmat") {
   Bmat.run(argv[0] === "bmat" ? argv.slice(1) : argv)
+} else if (argv[0] === "host" && argv.length === 1) {
+  Main.runHost()
 } else {
   Main.runAgent(parse(argv, Main.DEFAULT_STATE_DIR))
 }

@@ -7,3 +7,6 @@
 
 /** @since 0.1.0 */
 export * as Agent from "./Agent.js"
+
+/** @since 0.1.0 */
+export * as Host from "./Host.js"

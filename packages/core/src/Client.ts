@@ -7,7 +7,7 @@
 import { HttpApiClient, HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform"
 import * as Sse from "@effect/experimental/Sse"
-import { Effect, Option, Schema, Stream } from "effect"
+import { Effect, FiberRef, Option, Schema, Stream } from "effect"
 import { BuildomatApi } from "./Api.js"
 import type { JobId } from "./Ids.js"
 import { JobEvent } from "./Jobs.js"
@@ -41,8 +41,52 @@ export type WatchMessage =
 
 const decodeEvent = Schema.decodeUnknownSync(Schema.parseJson(JobEvent))
 
+/** The token and headers of the `make` whose derived client is being called. */
+const currentAuth = FiberRef.unsafeMake<Pick<ClientOptions, "token" | "headers">>({})
+
+const authorize = (req: HttpClientRequest.HttpClientRequest, auth: Pick<ClientOptions, "token" | "headers">) => {
+  let r = req
+  if (auth.token !== undefined) r = HttpClientRequest.bearerToken(r, auth.token)
+  if (auth.headers !== undefined) r = HttpClientRequest.setHeaders(r, auth.headers)
+  return r
+}
+
 /**
- * Makes the client for one server and token.
+ * Derived clients, per underlying `HttpClient` and server URL. Deriving one builds encoders and
+ * decoders for every endpoint (tens of milliseconds of CPU); an agent host runs an agent per
+ * worker, each with its own token, so the derivation is shared and the token is applied per call.
+ */
+const derived = new WeakMap<HttpClient.HttpClient, Map<string, Effect.Effect.Success<ReturnType<typeof derive>>>>()
+
+const derive = (base: HttpClient.HttpClient, url: string) =>
+  HttpApiClient.make(BuildomatApi, {
+    transformClient: () =>
+      base.pipe(
+        HttpClient.mapRequestEffect((req) =>
+          Effect.map(FiberRef.get(currentAuth), (auth) => authorize(HttpClientRequest.prependUrl(req, url), auth))
+        )
+      )
+  })
+
+/** `api` with every endpoint call run with `auth` as the current token and headers. */
+const bindAuth = <A extends object>(api: A, auth: Pick<ClientOptions, "token" | "headers">): A => {
+  const wrap = (f: (...args: Array<unknown>) => Effect.Effect<unknown, unknown, unknown>) => (...args: Array<unknown>) =>
+    Effect.locally(f(...args), currentAuth, auth)
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(api)) {
+    if (typeof value === "function") out[key] = wrap(value as never)
+    else {
+      const group: Record<string, unknown> = {}
+      for (const [name, f] of Object.entries(value as object)) group[name] = wrap(f as never)
+      out[key] = group
+    }
+  }
+  return out as A
+}
+
+/**
+ * Makes the client for one server and token. Clients for the same server over the same
+ * `HttpClient` share their derived endpoints; each applies its own token and headers.
  *
  * @since 0.1.0
  * @category constructors
@@ -50,17 +94,13 @@ const decodeEvent = Schema.decodeUnknownSync(Schema.parseJson(JobEvent))
 export const make = (options: ClientOptions) =>
   Effect.gen(function*() {
     const base = yield* HttpClient.HttpClient
-    const http = base.pipe(
-      HttpClient.mapRequest((req) => {
-        let r = HttpClientRequest.prependUrl(req, options.url.replace(/\/+$/, ""))
-        if (options.token !== undefined) r = HttpClientRequest.bearerToken(r, options.token)
-        if (options.headers !== undefined) r = HttpClientRequest.setHeaders(r, options.headers)
-        return r
-      })
-    )
-    const api = yield* HttpApiClient.make(BuildomatApi, {
-      transformClient: () => http
-    })
+    const url = options.url.replace(/\/+$/, "")
+    const http = base.pipe(HttpClient.mapRequest((req) => authorize(HttpClientRequest.prependUrl(req, url), options)))
+    let byUrl = derived.get(base)
+    if (byUrl === undefined) derived.set(base, (byUrl = new Map()))
+    let shared = byUrl.get(url)
+    if (shared === undefined) byUrl.set(url, (shared = yield* derive(base, url)))
+    const api = bindAuth(shared, { token: options.token, headers: options.headers })
 
     /**
      * Follows `GET /0/jobs/{job}/watch` from event `minseq` (1 = the beginning), as a stream of

@@ -11,8 +11,8 @@
  * <scratchRoot>/<worker>/root       the job's "/" (agent `--root`)
  * <scratchRoot>/<worker>/state      the agent's own state (agent `--state-dir`)
  * <scratchRoot>/<worker>/agent.log  the agent's stdout and stderr, appended
- * <scratchRoot>/.agent-code-cache    V8's compiled code of the agent bundle, shared by the agents
- *                                    that run as the server's own user (mode 0700)
+ * <scratchRoot>/.local-provider     the provider's own (mode 0700): the agents' V8 code cache,
+ *                                    agent host logs
  * ```
  *
  * @since 0.1.0
@@ -25,6 +25,7 @@ import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { CODE_CACHE_ENV, resolveAgentCommand } from "./internal/agentCommand.js"
+import { type AgentHost, type HostedAgent, startHost } from "./internal/agentHost.js"
 import { groupAlive, signalGroup } from "./internal/processGroup.js"
 
 /**
@@ -66,7 +67,7 @@ export interface LocalTargetConfig {
  * - `agentCommand`: the argv prefix that starts an agent, e.g. `["node", "/opt/agent.cjs"]`; the
  *   provider appends `run --url URL --bootstrap VALUE --state-dir DIR --root DIR`. Default:
  *   `[process.execPath, <path of "@buildomat/agent/bundle/cached">]`, the bundle run through a
- *   V8 code cache in `<scratchRoot>/.agent-code-cache`; if that bundle is not built,
+ *   V8 code cache in `<scratchRoot>/.local-provider/code-cache`; if that bundle is not built,
  *   `create` fails with a `ProviderError` that says to run `npm run build`.
  * - `env`: extra environment variables for agents. Agents do not inherit the server's whole
  *   environment (it may hold secrets that job tasks could read); they get only `PATH`, `HOME`,
@@ -74,6 +75,14 @@ export interface LocalTargetConfig {
  *   on top. An agent run as another `user` gets that user's `USER`/`LOGNAME`, and its scratch
  *   directory as `HOME`.
  * - `killGraceMs`: milliseconds between SIGTERM and SIGKILL when destroying; default `2000`.
+ * - `agentHost`: run the agents of each target in one agent host process
+ *   (`buildomat-agent host`, see `@buildomat/agent`'s `Host`) instead of a process each; default
+ *   `false`. Each worker still gets a fresh agent, scratch directory, bootstrap value and process
+ *   groups for its tasks (and, with a `user`, its own `HOME`), but skips the ~100 ms of CPU that
+ *   starting Node and loading the agent costs, which is most of a trivial job's cost. What they
+ *   share is the host: if it dies, its workers are gone (their jobs fail, saying so), and a
+ *   server that is killed takes its hosts' jobs with it instead of adopting them on restart.
+ *   `agentCommand` must then start the buildomat agent.
  * - `factoryMetadata`: buildomat factory metadata (`{ v: "1", post_job_diagnostic_script, ... }`,
  *   see `Workers.FactoryMetadata`) recorded with every worker and handed to its agent: diagnostic
  *   scripts run before and after each job, root's authorized keys.
@@ -91,6 +100,7 @@ export interface LocalProviderConfig {
   readonly agentCommand?: ReadonlyArray<string> | undefined
   readonly env?: Readonly<Record<string, string>> | undefined
   readonly killGraceMs?: number | undefined
+  readonly agentHost?: boolean | undefined
   readonly factoryMetadata?: unknown
 }
 
@@ -194,6 +204,7 @@ export const LocalProviderConfigSchema = Schema.Struct({
   killGraceMs: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 2000 }).pipe(
     Schema.fromKey("kill_grace_ms")
   ),
+  agentHost: Schema.optionalWith(Schema.Boolean, { exact: true }).pipe(Schema.fromKey("agent_host")),
   factoryMetadata: Schema.optionalWith(Workers.FactoryMetadata, { exact: true }).pipe(Schema.fromKey("factory_metadata"))
 }).pipe(
   Schema.filter((c) => validate(c)),
@@ -282,13 +293,14 @@ const SAFE_WORKER = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/
 const INSTANCE_FILE = "instance.json"
 
 /**
- * The directory, in the provider's scratch root, of the agents' shared V8 code cache (see
+ * The provider's own directory in its scratch root (mode 0700): `code-cache/`, the agents'
+ * shared V8 code cache, and `host-<target>.log`, the stderr of a target's agent host (see
  * `make`). Every other entry of a scratch root is a worker's directory.
  *
  * @since 0.1.0
  * @category constants
  */
-export const CODE_CACHE_DIR = ".agent-code-cache"
+export const PROVIDER_DIR = ".local-provider"
 
 interface Instance {
   readonly instanceId: string
@@ -296,7 +308,11 @@ interface Instance {
   readonly target: string
   readonly pgid: number
   readonly dir: string
+  /** The agent host that runs it, in `agentHost` mode (then `pgid` is the host's). */
+  readonly host?: AgentHost | undefined
   exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
+  /** Its agent host died: the "machine" vanished, so `list` no longer shows it. */
+  gone?: boolean
   destroying: Deferred.Deferred<void, WorkerProvider.ProviderError> | undefined
 }
 
@@ -348,7 +364,12 @@ const waitGone = (pgid: number, ms: number): Effect.Effect<boolean> =>
  *   be removed.
  * - `list`: every instance not yet destroyed, including those whose agent already exited by
  *   itself (after power-off): its scratch directory, and possibly stray task processes, remain
- *   until `destroy`, the same way a stopped EC2 instance is still listed until terminated.
+ *   until `destroy`, the same way a stopped EC2 instance is still listed until terminated. With
+ *   `agentHost`, the instances of a host that died are no longer listed: their machine vanished,
+ *   and the server fails their jobs saying so.
+ * - With `agentHost`, `create` starts the target's host if none runs and asks it for an agent
+ *   (instance id `local-host-<host pid>-<worker>`); `destroy` asks the host to stop that agent,
+ *   which kills its tasks (TERM, `killGraceMs`, KILL), then removes the scratch directory.
  *
  * @since 0.1.0
  * @category constructors
@@ -419,7 +440,11 @@ export const make = (
         }
         const { instanceId, worker, target, pgid } = rec
         if (typeof instanceId !== "string" || typeof worker !== "string" || typeof target !== "string" || typeof pgid !== "number") continue
-        if (groupAlive(pgid) && settings.has(target)) {
+        if ((rec as { host?: unknown }).host === true) {
+          // Its host lost this provider and is stopping its agents; nothing can be adopted.
+          if (groupAlive(pgid)) signalGroup(pgid, "SIGTERM")
+          fs.rmSync(dir, { recursive: true, force: true })
+        } else if (groupAlive(pgid) && settings.has(target)) {
           instances.set(instanceId, { instanceId, worker, target, pgid, dir, exit: undefined, destroying: undefined })
           yield* Effect.logInfo("local agent adopted").pipe(Effect.annotateLogs({ provider: name, worker, instance: instanceId }))
         } else {
@@ -443,7 +468,8 @@ export const make = (
     // most of an agent's start-up is otherwise compiling its bundle. Agents run as another user
     // get none, so that no job can plant code that a later agent runs. `env` may override it
     // (an empty value turns it off).
-    const codeCache = path.join(scratchRoot, CODE_CACHE_DIR)
+    const privateDir = path.join(scratchRoot, PROVIDER_DIR)
+    const codeCache = path.join(privateDir, "code-cache")
     const agentEnv: Record<string, string> = { ...baseEnv, [CODE_CACHE_ENV]: codeCache, ...config.env }
 
     // Resolve the default command now to warn early, and again on `create` while it is missing,
@@ -468,6 +494,7 @@ export const make = (
       )
     }
     // After the scratch roots, so that their modes are not 0700 too.
+    yield* Effect.try(() => fs.mkdirSync(privateDir, { mode: 0o700 })).pipe(Effect.ignore)
     yield* Effect.try(() => fs.mkdirSync(codeCache, { mode: 0o700 })).pipe(Effect.ignore)
 
     // One synchronous step, so that concurrent creates cannot both take the last slot.
@@ -537,9 +564,110 @@ export const make = (
         })
       })
 
-    const start = (request: WorkerProvider.CreateWorkerRequest) =>
+    /** `agentHost` mode: one host per target, started on demand. */
+    const hosts = new Map<string, AgentHost>()
+    const hostFor = (target: string, command: ReadonlyArray<string>) =>
+      Effect.suspend(() => {
+        const running = hosts.get(target)
+        if (running !== undefined && running.alive()) return Effect.succeed(running)
+        const { runAs, scratchRoot: root } = settings.get(target)!
+        return startHost({
+          command,
+          cwd: root,
+          env: runAs === undefined ? agentEnv : { ...agentEnv, [CODE_CACHE_ENV]: "", USER: runAs.name, LOGNAME: runAs.name, HOME: root },
+          logFile: path.join(privateDir, `host-${target}.log`),
+          runAs,
+          fail,
+          onEnd: (host) => {
+            if (hosts.get(target) === host) hosts.delete(target)
+            runFork(Effect.logInfo("local agent host exited").pipe(Effect.annotateLogs({ provider: name, target, pid: host.pid })))
+          }
+        }).pipe(Effect.tap((host) => Effect.sync(() => hosts.set(target, host))))
+      })
+
+    const startHosted = (
+      request: WorkerProvider.CreateWorkerRequest,
+      command: ReadonlyArray<string>,
+      paths: { readonly dir: string; readonly root: string; readonly state: string }
+    ) =>
+      Effect.gen(function*() {
+        const { runAs } = settings.get(request.target)!
+        const host = yield* hostFor(request.target, command)
+        const instanceId = `local-host-${host.pid}-${request.worker}`
+        const instance: Instance = {
+          instanceId,
+          worker: request.worker,
+          target: request.target,
+          pgid: host.pid,
+          dir: paths.dir,
+          host,
+          exit: undefined,
+          destroying: undefined
+        }
+        const hosted: HostedAgent = {
+          stopped: undefined,
+          onExit: (code, message) => {
+            instance.exit = { code, signal: null }
+            if (code === null) instance.gone = true
+            runFork(
+              Effect.logInfo("local agent exited").pipe(
+                Effect.annotateLogs({ provider: name, worker: request.worker, instance: instanceId, code, ...(message !== undefined ? { message } : {}) })
+              )
+            )
+          }
+        }
+        yield* host.start({
+          _tag: "start",
+          id: instanceId,
+          url: request.url,
+          bootstrap: request.bootstrap,
+          stateDir: paths.state,
+          root: paths.root,
+          log: path.join(paths.dir, "agent.log"),
+          killGraceMillis: killGraceMs,
+          ...(runAs !== undefined ? { home: paths.dir } : {})
+        }, hosted)
+        return instance
+      })
+
+    /** The default: the agent as a process (group) of its own. */
+    const startProcess = (
+      request: WorkerProvider.CreateWorkerRequest,
+      command: ReadonlyArray<string>,
+      paths: { readonly dir: string; readonly root: string; readonly state: string }
+    ) =>
       Effect.gen(function*() {
         const { bootstrap, url, worker } = request
+        const args = ["run", "--url", url, "--bootstrap", bootstrap, "--state-dir", paths.state, "--root", paths.root]
+        const child = yield* spawnAgent(command, args, paths.dir, settings.get(request.target)!.runAs)
+        const pid = child.pid!
+        let instanceId = `local-${pid}`
+        // A pid can come back while an exited instance with that id still waits for destroy.
+        for (let n = 2; instances.has(instanceId); n++) instanceId = `local-${pid}-${n}`
+        const instance: Instance = {
+          instanceId,
+          worker,
+          target: request.target,
+          pgid: pid,
+          dir: paths.dir,
+          exit: undefined,
+          destroying: undefined
+        }
+        child.on("exit", (code, signal) => {
+          instance.exit = { code, signal }
+          runFork(
+            Effect.logInfo("local agent exited").pipe(
+              Effect.annotateLogs({ provider: name, worker, instance: instanceId, code, signal })
+            )
+          )
+        })
+        child.unref() // a running agent must not keep the server's event loop alive
+        return instance
+      })
+
+    const start = (request: WorkerProvider.CreateWorkerRequest) =>
+      Effect.gen(function*() {
+        const { url, worker } = request
         const command = yield* getAgentCommand
         if (command.length === 0) return yield* fail("agentCommand is empty")
         const { runAs, scratchRoot } = settings.get(request.target)!
@@ -566,37 +694,18 @@ export const make = (
           },
           catch: (error) => fail(`cannot prepare scratch directory ${dir}`, error)
         }).pipe(Effect.tapError(() => removeDir))
-        const args = ["run", "--url", url, "--bootstrap", bootstrap, "--state-dir", state, "--root", root]
-        const child = yield* spawnAgent(command, args, dir, runAs).pipe(Effect.tapError(() => removeDir))
-        const pid = child.pid!
-        let instanceId = `local-${pid}`
-        // A pid can come back while an exited instance with that id still waits for destroy.
-        for (let n = 2; instances.has(instanceId); n++) instanceId = `local-${pid}-${n}`
-        const instance: Instance = {
-          instanceId,
-          worker,
-          target: request.target,
-          pgid: pid,
-          dir,
-          exit: undefined,
-          destroying: undefined
-        }
-        child.on("exit", (code, signal) => {
-          instance.exit = { code, signal }
-          runFork(
-            Effect.logInfo("local agent exited").pipe(
-              Effect.annotateLogs({ provider: name, worker, instance: instanceId, code, signal })
-            )
-          )
-        })
-        child.unref() // a running agent must not keep the server's event loop alive
+        const instance = config.agentHost === true
+          ? yield* startHosted(request, command, { dir, root, state }).pipe(Effect.tapError(() => removeDir))
+          : yield* startProcess(request, command, { dir, root, state }).pipe(Effect.tapError(() => removeDir))
+        const { instanceId } = instance
         instances.set(instanceId, instance)
         // Agents outlive a server that crashes (they lead their own process groups), as machines
-        // do: a record in the scratch directory lets the next start of the provider adopt them.
+        // do: a record in the scratch directory lets the next start of the provider adopt them
+        // (or, for a host's agents, clean up after them).
         yield* Effect.promise(() =>
           fs.promises.writeFile(
             path.join(dir, INSTANCE_FILE),
-            JSON.stringify({ instanceId, worker, target: request.target, pgid: pid }),
+            JSON.stringify({ instanceId, worker, target: request.target, pgid: instance.pgid, ...(instance.host !== undefined ? { host: true } : {}) }),
             { mode: 0o600 }
           ).catch(() => undefined)
         )
@@ -625,8 +734,12 @@ export const make = (
 
     const teardown = (instance: Instance) =>
       Effect.gen(function*() {
-        const { pgid } = instance
-        if (groupAlive(pgid)) {
+        const { host, pgid } = instance
+        if (host !== undefined) {
+          // The host kills the agent's tasks (TERM, grace, KILL) before it answers.
+          const stopped = yield* host.stop(instance.instanceId).pipe(Effect.timeout(killGraceMs + KILL_WAIT_MS), Effect.option)
+          if (stopped._tag === "None") return yield* fail(`agent host ${host.pid} did not stop ${instance.instanceId}`)
+        } else if (groupAlive(pgid)) {
           yield* Effect.try({
             try: () => signalGroup(pgid, "SIGTERM"),
             catch: (error) => fail(`cannot signal process group ${pgid}`, error)
@@ -672,7 +785,7 @@ export const make = (
       }).pipe(Effect.withSpan("LocalProvider.destroy", { attributes: { provider: name, instanceId } }))
 
     const list = Effect.sync(() =>
-      [...instances.values()].map((i): WorkerProvider.WorkerInstance => ({
+      [...instances.values()].filter((i) => i.gone !== true).map((i): WorkerProvider.WorkerInstance => ({
         instanceId: i.instanceId,
         worker: i.worker,
         ip: "127.0.0.1"
@@ -686,7 +799,9 @@ export const make = (
           [...instances.keys()],
           (id) => destroy(id).pipe(Effect.catchAll((error) => Effect.logError(error.message))),
           { concurrency: "unbounded", discard: true }
-        )
+        ).pipe(Effect.ensuring(Effect.sync(() => {
+          for (const host of hosts.values()) host.close()
+        })))
       })
     )
 

@@ -72,7 +72,7 @@ const request = (worker: string, target = "default"): WorkerProvider.CreateWorke
 const quiet = Effect.locallyScoped(FiberRef.currentMinimumLogLevel, LogLevel.Warning)
 
 /** The workers' scratch directories under `scratch` (not the agents' shared code cache). */
-const workerDirs = (scratch: string) => fs.readdirSync(scratch).filter((e) => e !== LocalProvider.CODE_CACHE_DIR)
+const workerDirs = (scratch: string) => fs.readdirSync(scratch).filter((e) => e !== LocalProvider.PROVIDER_DIR)
 
 /** A provider on a fresh scratch root, running the fake agent; it logs warnings and errors only. */
 const setup = (config: Partial<LocalProvider.LocalProviderConfig> = {}) =>

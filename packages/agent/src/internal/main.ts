@@ -8,6 +8,7 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer, Logger } from "effect"
 import * as Agent from "../Agent.js"
+import * as Host from "../Host.js"
 
 /** @internal */
 export const DEFAULT_STATE_DIR = Agent.DEFAULT_STATE_DIR
@@ -24,6 +25,20 @@ export const runAgent = (config: Agent.Config): void => {
     // node:http rather than undici: as fast here, and a third of the bundle less to load on
     // every agent start.
     Effect.provide(Layer.merge(NodeHttpClient.layer, LoggerLive)),
+    NodeRuntime.runMain({ disablePrettyLogger: true })
+  )
+}
+
+/**
+ * Runs an agent host (`Host.serve`) on stdin and stdout until stdin ends, then exits. Its own
+ * log lines go to stderr; each agent's to its own file.
+ *
+ * @internal
+ */
+export const runHost = (): void => {
+  const stderrLogger = Logger.map(Logger.jsonLogger, (line) => process.stderr.write(`${line}\n`))
+  Host.serve(process.stdin, process.stdout).pipe(
+    Effect.provide(Layer.merge(NodeHttpClient.layer, Logger.replace(Logger.defaultLogger, stderrLogger))),
     NodeRuntime.runMain({ disablePrettyLogger: true })
   )
 }

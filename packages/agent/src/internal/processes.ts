@@ -62,6 +62,35 @@ exit 0
 
 /** The groups alive in this process, for the `exit` handler. */
 const everyGroup = new Set<number>()
+
+/**
+ * The watchdog, one per process (an agent host runs many agents): started with the first
+ * registry, it lives as long as the process. Registries come and go; each tells it its groups.
+ */
+let watchdog: ChildProcess | undefined
+const tell = (line: string, graceMs: number) => {
+  if (watchdog === undefined) {
+    try {
+      watchdog = spawn("/bin/bash", ["-c", WATCHDOG, "buildomat-agent-watchdog", String(Math.max(graceMs, 100) / 1000)], {
+        detached: true,
+        stdio: ["pipe", "ignore", "ignore"]
+      })
+      const started = watchdog
+      watchdog.on("error", () => {})
+      // Killed by someone: the next registry starts another.
+      watchdog.on("exit", () => {
+        if (watchdog === started) watchdog = undefined
+      })
+      watchdog.stdin!.on("error", () => {})
+      watchdog.unref()
+      // Its pipe must not keep this process alive: the watchdog is for when this process ends.
+      ;(watchdog.stdin as unknown as { unref?: () => void }).unref?.()
+    } catch {
+      return
+    }
+  }
+  if (line !== "") watchdog.stdin?.write(`${line}\n`)
+}
 let exitHookInstalled = false
 const installExitHook = () => {
   if (exitHookInstalled) return
@@ -92,33 +121,16 @@ export interface Processes {
 }
 
 /**
- * Makes the registry for the scope, with its watchdog. Closing the scope kills every group left
- * and lets the watchdog go.
+ * Makes the registry for the scope (starting this process's watchdog if it is not running yet).
+ * Closing the scope kills every group left.
  */
 export const make = (graceMs: number): Effect.Effect<Processes, never, Scope.Scope> =>
   Effect.gen(function*() {
     installExitHook()
     const groups = new Set<number>()
-    let watchdog: ChildProcess | undefined
-    const tell = (line: string) => {
-      if (watchdog === undefined) {
-        try {
-          watchdog = spawn("/bin/bash", ["-c", WATCHDOG, "buildomat-agent-watchdog", String(Math.max(graceMs, 100) / 1000)], {
-            detached: true,
-            stdio: ["pipe", "ignore", "ignore"]
-          })
-          watchdog.on("error", () => {})
-          watchdog.stdin!.on("error", () => {})
-          watchdog.unref()
-        } catch {
-          return
-        }
-      }
-      if (line !== "") watchdog.stdin?.write(`${line}\n`)
-    }
 
     const remove = (pgid: number) => {
-      if (groups.delete(pgid)) tell(`-${pgid}`)
+      if (groups.delete(pgid)) tell(`-${pgid}`, graceMs)
       everyGroup.delete(pgid)
     }
 
@@ -139,20 +151,14 @@ export const make = (graceMs: number): Effect.Effect<Processes, never, Scope.Sco
     )
 
     // Started now, not at the first task, so that starting a task costs one fork, not two.
-    tell("")
-    yield* Effect.addFinalizer(() =>
-      killAll.pipe(
-        Effect.zipRight(Effect.sync(() => {
-          watchdog?.stdin?.end()
-        }))
-      )
-    )
+    tell("", graceMs)
+    yield* Effect.addFinalizer(() => killAll)
 
     return {
       add: (pgid) => {
         groups.add(pgid)
         everyGroup.add(pgid)
-        tell(`+${pgid}`)
+        tell(`+${pgid}`, graceMs)
       },
       remove,
       kill,
