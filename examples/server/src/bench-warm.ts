@@ -167,7 +167,7 @@ const warmPool = (agentHost: boolean) => Effect.gen(function*() {
 
 const main = Effect.gen(function*() {
   // The default (an agent process per worker), then agent hosts (`agentHost`).
-  const warm = process.env["BENCH_WARM_SKIP_PROCESS"] ? undefined : yield* warmPool(false)
+  const warm = yield* warmPool(false)
   const host = yield* warmPool(true)
   const result = { date: new Date().toISOString(), machine: machine(), warm_pool: warm, warm_pool_agent_host: host }
   const out = NodePath.join(repo, "bench-results")

@@ -76,16 +76,11 @@ const finish = (c: Client.Client, id: string, every = 5) =>
     return job
   })
 
-const main = Effect.gen(function*() {
-  const loadAtStart = NodeOs.loadavg()[0]
-  const dir = yield* Testing.tempDirectory("buildomat-bench-")
-  const scratch = NodePath.join(dir, "workers")
-  const url = yield* Testing.serve(
-    { dataDir: NodePath.join(dir, "data"), adminToken: ADMIN },
-    LocalProvider.layer({ scratchRoot: scratch, limit: 2, ...(process.env["BENCH_AGENT_PROF"] ? { agentCommand: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_AGENT_PROF"]}`, NodePath.join(repo, "packages/agent/bundle/buildomat-agent.cjs")] } : {}) })
-  )
-  const { c } = yield* Testing.userClient(url, ADMIN, "bench")
-
+/**
+ * The dispatch measurements against one server (`c`) whose local provider keeps its workers'
+ * directories in `scratch`.
+ */
+const dispatcher = (c: Effect.Effect.Success<ReturnType<typeof Testing.userClient>>["c"], scratch: string) => {
   const workerDirs = () => (NodeFs.existsSync(scratch) ? NodeFs.readdirSync(scratch) : [])
   const until = (what: string, f: () => string | undefined) =>
     Effect.gen(function*() {
@@ -130,24 +125,54 @@ const main = Effect.gen(function*() {
       assigned: Date.parse(job.times["assigned"]!) - t0
     }
   })
+  return { idleWorker, dispatch }
+}
+
+const main = Effect.gen(function*() {
+  const loadAtStart = NodeOs.loadavg()[0]
+  const dir = yield* Testing.tempDirectory("buildomat-bench-")
+  const scratch = NodePath.join(dir, "workers")
+  const url = yield* Testing.serve(
+    { dataDir: NodePath.join(dir, "data"), adminToken: ADMIN },
+    LocalProvider.layer({ scratchRoot: scratch, limit: 2, ...(process.env["BENCH_AGENT_PROF"] ? { agentCommand: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_AGENT_PROF"]}`, NodePath.join(repo, "packages/agent/bundle/buildomat-agent.cjs")] } : {}) })
+  )
+  const { c } = yield* Testing.userClient(url, ADMIN, "bench")
+
+  const { dispatch, idleWorker } = dispatcher(c, scratch)
 
   // Dispatch to a ready worker: prime a worker with a job cancelled at once, wait until its
   // agent has bootstrapped and waits, then submit the measured job.
-  const ready = { start: [] as Array<number>, output: [] as Array<number>, assigned: [] as Array<number> }
-  for (let i = 0; ONLY.has("dispatch") && i < DISPATCH_RUNS; i++) {
-    yield* idleWorker
-    yield* Effect.sleep("20 millis")
-    const r = yield* dispatch
-    ready.start.push(r.start)
-    ready.output.push(r.output)
-    ready.assigned.push(r.assigned)
-  }
+  const readyRuns = (m: ReturnType<typeof dispatcher>) =>
+    Effect.gen(function*() {
+      const ready = { start: [] as Array<number>, output: [] as Array<number>, assigned: [] as Array<number> }
+      for (let i = 0; ONLY.has("dispatch") && i < DISPATCH_RUNS; i++) {
+        yield* m.idleWorker
+        yield* Effect.sleep("20 millis")
+        const r = yield* m.dispatch
+        ready.start.push(r.start)
+        ready.output.push(r.output)
+        ready.assigned.push(r.assigned)
+      }
+      return ready
+    })
+  const ready = yield* readyRuns({ dispatch, idleWorker })
   // Cold: a worker boots for each job.
   const cold: Array<number> = []
   for (let i = 0; ONLY.has("dispatch") && i < Math.min(5, DISPATCH_RUNS); i++) {
     yield* Effect.sleep("300 millis") // let the previous worker go
     cold.push((yield* dispatch).start)
   }
+
+  // The same with the local provider's agent hosts (`agentHost`): the agent's code is warm.
+  const hosted = !ONLY.has("dispatch") ? undefined : yield* Effect.scoped(Effect.gen(function*() {
+    const hostScratch = NodePath.join(dir, "hosted-workers")
+    const hostUrl = yield* Testing.serve(
+      { dataDir: NodePath.join(dir, "hosted-data"), adminToken: ADMIN },
+      LocalProvider.layer({ scratchRoot: hostScratch, limit: 2, agentHost: true })
+    )
+    const hc = (yield* Testing.userClient(hostUrl, ADMIN, "bench")).c
+    return yield* readyRuns(dispatcher(hc, hostScratch))
+  }))
 
   // Each part starts on a machine that has settled (writeback of the last part's files, GC).
   const settle = Effect.sleep(process.env["BENCH_SETTLE_MS"] === undefined ? "2 seconds" : Number(process.env["BENCH_SETTLE_MS"]))
@@ -231,7 +256,12 @@ const main = Effect.gen(function*() {
       submit_to_task_start_ready_worker: summary(ready.start),
       submit_to_first_output_ready_worker: summary(ready.output),
       submit_to_assigned_ready_worker: summary(ready.assigned),
-      submit_to_task_start_cold_worker: summary(cold)
+      submit_to_task_start_cold_worker: summary(cold),
+      ...(hosted === undefined ? {} : {
+        agent_host_submit_to_task_start_ready_worker: summary(hosted.start),
+        agent_host_submit_to_first_output_ready_worker: summary(hosted.output),
+        agent_host_submit_to_assigned_ready_worker: summary(hosted.assigned)
+      })
     },
     log_ingest: ingest,
     artefact_upload: upload
