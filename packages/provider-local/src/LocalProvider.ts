@@ -471,6 +471,9 @@ export const make = (
     const privateDir = path.join(scratchRoot, PROVIDER_DIR)
     const codeCache = path.join(privateDir, "code-cache")
     const agentEnv: Record<string, string> = { ...baseEnv, [CODE_CACHE_ENV]: codeCache, ...config.env }
+    /** An agent's (or host's) environment; run as another user, with `home` as its `HOME`. */
+    const envFor = (runAs: { readonly name: string } | undefined, home: string): Record<string, string> =>
+      runAs === undefined ? agentEnv : { ...agentEnv, [CODE_CACHE_ENV]: "", USER: runAs.name, LOGNAME: runAs.name, HOME: home }
 
     // Resolve the default command now to warn early, and again on `create` while it is missing,
     // so that building the bundle later needs no restart.
@@ -541,7 +544,7 @@ export const make = (
         try {
           child = spawn(command[0]!, [...command.slice(1), ...args], {
             cwd: dir,
-            env: runAs === undefined ? agentEnv : { ...agentEnv, [CODE_CACHE_ENV]: "", USER: runAs.name, LOGNAME: runAs.name, HOME: dir },
+            env: envFor(runAs, dir),
             detached: true, // setsid: the agent leads a new process group that destroy can kill whole
             stdio: ["ignore", fd, fd],
             ...(runAs !== undefined ? { uid: runAs.uid, gid: runAs.gid } : {})
@@ -574,7 +577,7 @@ export const make = (
         return startHost({
           command,
           cwd: root,
-          env: runAs === undefined ? agentEnv : { ...agentEnv, [CODE_CACHE_ENV]: "", USER: runAs.name, LOGNAME: runAs.name, HOME: root },
+          env: envFor(runAs, root),
           logFile: path.join(privateDir, `host-${target}.log`),
           runAs,
           fail,

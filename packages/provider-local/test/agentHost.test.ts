@@ -116,12 +116,12 @@ describe("the local provider with agentHost", () => {
       // watchdog, and the job fails, saying why.
       const second = yield* long("second")
       const secondPid = yield* readPid(dir, "second.pid")
-      const hostPid = Number(
-        /"pid":(\d+)/.exec(JSON.stringify(yield* Testing.eventually("the host's pid", Effect.sync(() => {
-          const record = fs.readdirSync(path.join(dir, "workers")).map((w) => path.join(dir, "workers", w, "instance.json")).find((f) => fs.existsSync(f))
-          return record === undefined ? Option.none() : Option.some({ pid: JSON.parse(fs.readFileSync(record, "utf8")).pgid })
-        }))))![1]
-      )
+      // Every instance record of a host's agent holds the host's process group.
+      const hostPid = yield* Testing.eventually("the host's pid", Effect.sync(() => {
+        const workers = path.join(dir, "workers")
+        const record = fs.readdirSync(workers).map((w) => path.join(workers, w, "instance.json")).find((f) => fs.existsSync(f))
+        return record === undefined ? Option.none() : Option.some(Number(JSON.parse(fs.readFileSync(record, "utf8")).pgid))
+      }))
       process.kill(-hostPid, "SIGKILL")
       const failed = yield* finish(c, second)
       assert.strictEqual(failed.state, "failed")
