@@ -486,6 +486,8 @@ export class FakeGitHub {
     const out: Array<Buffer> = []
     child.stdout.on("data", (c: Buffer) => out.push(c))
     child.stderr.on("data", () => undefined)
+    // A GET's empty body may reach a git that has already exited: EPIPE there is not an error.
+    child.stdin.on("error", () => undefined)
     child.on("close", () => {
       const all = Buffer.concat(out)
       let split = all.indexOf("\r\n\r\n")
