@@ -10,12 +10,14 @@ import type { HttpClient } from "@effect/platform"
 import { HttpClientRequest } from "@effect/platform"
 import { Data, Effect, Schema } from "effect"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import * as Control from "./internal/control.js"
 import type { WorkerFacts } from "./internal/control.js"
 import * as Diagnostics from "./internal/diagnostics.js"
 import * as EventLog from "./internal/events.js"
-import { runJob } from "./internal/job.js"
+import { rehearse, runJob } from "./internal/job.js"
 import * as Processes from "./internal/processes.js"
 import { describe, retrying } from "./internal/retry.js"
 import * as State from "./internal/state.js"
@@ -52,6 +54,9 @@ export const DEFAULT_STATE_DIR = "/opt/buildomat/etc"
  * - `events`: tuning of event batches and the spool (see `EventOptions`); the defaults suit.
  * - `home`: `HOME` for tasks that run as the agent's own user; default the agent's `HOME` (an
  *   agent host gives each of its agents a home of its own).
+ * - `rehearse`: whether an agent that finds no job at its first ping rehearses one before it
+ *   waits (an `echo` task in a temporary directory, nothing sent to the server), so that the
+ *   first real task starts sooner; default true.
  *
  * @since 0.1.0
  * @category models
@@ -66,6 +71,7 @@ export interface Config {
   readonly bmatCommand?: ReadonlyArray<string> | undefined
   readonly events?: EventOptions | undefined
   readonly home?: string | undefined
+  readonly rehearse?: boolean | undefined
 }
 
 /**
@@ -147,14 +153,15 @@ export const defaultBmatCommand = (): ReadonlyArray<string> | undefined => {
  * 3. If `job.json` exists, this agent already adopted a job before a restart: report
  *    `POST /0/worker/fail` ("agent restarted during a job") and only wait for power-off from then
  *    on, so a job never runs twice.
- * 4. Wait for work with the long-poll `GET /ext/0/worker/ping`, which the server answers the
- *    moment it assigns a job. Factory metadata in the answer is applied once: root's authorized
+ * 4. Ask for work (`GET /ext/0/worker/ping?wait_ms=0`); if there is none yet, rehearse a job
+ *    (`rehearse`: its code warmed, nothing sent), then wait for work with the long-poll
+ *    `GET /ext/0/worker/ping`, which the server answers the moment it assigns a job. Factory metadata in the answer is applied once: root's authorized
  *    keys and password hash; a pre-job diagnostic script is run first (a fault fails the worker);
  *    a post-job one is announced (`POST /0/worker/diagnostics/enable`). The metadata and the
  *    factory info of the latest pings are what tasks see through `bmat address list` and
  *    `bmat factory`.
- * 5. Adopt the job (`job.json`, created exclusively and fsync'd, before anything runs) and run
- *    it: inputs, each task as `/bin/bash <script>` in its own process group until one fails,
+ * 5. Adopt the job (`job.json`, created exclusively before anything runs, fsync'd once the first
+ *    task has started) and run it: inputs, each task as `/bin/bash <script>` in its own process group until one fails,
  *    every output line sent as numbered batches that the server stores exactly once, the files
  *    matching the output rules uploaded and checked (size, SHA-256), then
  *    `POST /0/worker/job/{job}/complete {failed}`. Meanwhile a long-poll with the job's id waits
@@ -193,10 +200,10 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
     // What the pings say about this worker, for `bmat factory` and `bmat address`.
     const facts: WorkerFacts = { metadata: undefined, factory: undefined }
     // The long-poll. A refusal is not worth dying for: the server may come round.
-    const ping = (job: string | undefined) =>
+    const ping = (job: string | undefined, wait = waitMs) =>
       retrying(
         "ping",
-        api.workerExt.ping({ urlParams: { wait_ms: waitMs, ...(job === undefined ? {} : { job }) } }),
+        api.workerExt.ping({ urlParams: { wait_ms: wait, ...(job === undefined ? {} : { job }) } }),
         { retryAll: true, timeout: waitMs + 30_000 }
       ).pipe(
         Effect.orDie,
@@ -240,10 +247,26 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
     )
     const diagnostics = Diagnostics.make({ api, root, processes, log: workerLog })
 
+    // The first task's control channel, made while the agent waits (closed here if no task took it).
+    const spareControl = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        if (bmatCommand === undefined) return undefined
+        try {
+          return Control.makeChannel(bmatCommand, os.tmpdir())
+        } catch {
+          return undefined // the task makes its own, and says why it cannot
+        }
+      }),
+      (c) => (c !== undefined && c.take() ? c.close : Effect.void)
+    )
+
+    const identity = config.home !== undefined ? { ...currentIdentity(), home: config.home } : undefined
     let job: Workers.WorkerPingJob | undefined
     let durable: Effect.Effect<void, State.StateError> = Effect.void
+    // No work at once: rehearse a job (warming its code), then wait for one.
+    let rehearsed = config.rehearse === false
     for (;;) {
-      const result = yield* ping(undefined)
+      const result = yield* ping(undefined, rehearsed ? waitMs : 0)
       if (result.poweroff) return yield* Effect.logInfo("the server asked for power-off")
       const metadata = decodeMetadata(result.factory_metadata)
       if (metadata._tag === "Some") {
@@ -257,6 +280,12 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
         job = result.job
         durable = yield* State.adoptJob(config.stateDir, result)
         break
+      }
+      if (!rehearsed) {
+        rehearsed = true
+        const t0 = Date.now()
+        yield* rehearse({ api, http, processes, bmatCommand, worker: facts, ...(identity !== undefined ? { identity } : {}) })
+        yield* Effect.logInfo(`rehearsed a job in ${Date.now() - t0} ms; waiting for work`)
       }
     }
 
@@ -288,10 +317,11 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
         processes,
         bmatCommand,
         events: config.events,
-        ...(config.home !== undefined ? { identity: { ...currentIdentity(), home: config.home } } : {}),
-        // The restart guard must be on disk before anything of the job runs.
-        beforeFirstSpawn: durable.pipe(Effect.orDie),
-        worker: facts
+        ...(identity !== undefined ? { identity } : {}),
+        // The restart guard is written before anything of the job runs, fsync'd once it does.
+        afterFirstSpawn: durable.pipe(Effect.orDie),
+        worker: facts,
+        spareControl
       }).pipe(Effect.map((r) => (r.failed ? "failed" : "completed"))),
       watch
     )

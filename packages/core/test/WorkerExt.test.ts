@@ -7,11 +7,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Chunk, Effect, Fiber, Stream } from "effect"
+import { Chunk, Effect, Fiber, Queue, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as NodePath from "node:path"
 import { job, raw, startServer, tempDir, userClient } from "./harness.js"
-import { bootAgent as agentFor } from "./live.js"
+import { bootAgent as agentFor, bootAgentFor, eventually } from "./live.js"
 
 const now = () => new Date().toISOString()
 
@@ -23,8 +23,9 @@ describe("GET /ext/0/worker/ping (long-poll)", () => {
       const { c } = yield* userClient(url, "alice")
       // A job brings up a worker; cancelling the job before the agent bootstraps leaves it idle.
       const first = yield* c.api.jobs.submit({ payload: job("prime") })
+      const req = yield* eventually("a worker to be created", Queue.poll(requests as any))
       yield* c.api.jobs.cancel({ path: { job: first.id as any } })
-      const agent = yield* agentFor(url, requests as any)
+      const agent = yield* bootAgentFor(url, req as any)
 
       // Idle: nothing to say, so the server holds the request for wait_ms.
       const t0 = Date.now()

@@ -506,7 +506,11 @@ describe("end to end through EC2", () => {
           ["subnet-0b", 200]
         ]
       )
-      assert.isTrue(fake.calls("DescribeInstances").some((r) => r.code === "RequestLimitExceeded"))
+      // The reconcile loop's listing (or the destroy's lookup) meets the throttling too, and retries.
+      yield* eventually("a throttled DescribeInstances", () =>
+        fake.calls("DescribeInstances").some((r) => r.code === "RequestLimitExceeded") ? true : undefined)
+      yield* eventually("a DescribeInstances after the throttling", () =>
+        fake.calls("DescribeInstances").some((r) => r.code === undefined && r.status === 200) ? true : undefined)
     }))
 
   it.scopedLive("an instance that never boots is destroyed after the boot timeout, and a new worker runs the job", () =>

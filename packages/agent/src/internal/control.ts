@@ -9,7 +9,9 @@
  * (the socket 0600), so only that user (and root) can use it, and only while the task runs
  * (buildomat: one socket, mode 0777, for anyone on the machine). Beside it, `bin/bmat` is a tiny
  * script that runs this bundle as `bmat`; the agent puts that directory first on the task's
- * `PATH` and names the socket in `BUILDOMAT_CONTROL`.
+ * `PATH` and names the socket in `BUILDOMAT_CONTROL`. The first task's channel is made while the
+ * agent waits for its job (`makeChannel`), so that the task starts sooner; until the task runs,
+ * it refuses every request.
  *
  * The protocol is one JSON object per line each way: a request `{ "id", "op", ... }`, answered by
  * `{ "id", "ok": true, ... }` or `{ "id", "ok": false, "error" }`. `metadata` answers
@@ -91,29 +93,112 @@ const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`
 const BG_NAME = /^[A-Za-z0-9._-]{1,48}$/
 
 /**
- * Opens the control channel of `task` for the scope; returns the `bin` directory for the task's
+ * A control socket, listening, and its `bin/bmat` script, in a fresh directory (mode 0700, the
+ * socket 0600), made before the task that will use it: the agent makes one while it waits for
+ * its job, so that the first task starts without it. Until `serve`, requests are refused.
+ */
+export interface Channel {
+  readonly dir: string
+  readonly bin: string
+  readonly socket: string
+  /**
+   * Sets who answers requests (one JSON object per line each way) and who hears of the socket
+   * failing (a failure before `serve` is reported at once).
+   */
+  readonly serve: (
+    handler: (req: Request) => Promise<Record<string, unknown>>,
+    onError: (e: Error) => void
+  ) => void
+  /** Marks the channel as used by a task; false if it already was. */
+  readonly take: () => boolean
+  /** Stops listening and removes the directory. */
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * Makes a control channel in `tmpdir` whose `bmat` runs `command`. Synchronous (a UNIX socket is
+ * bound by the time `listen` returns). Throws if the directory cannot be made.
+ */
+export const makeChannel = (command: ReadonlyArray<string>, tmpdir: string): Channel => {
+  const dir = fs.mkdtempSync(path.join(tmpdir, "bmat-"))
+  const bin = path.join(dir, "bin")
+  const socket = path.join(dir, "control.sock")
+  let handler: ((req: Request) => Promise<Record<string, unknown>>) | undefined
+  let onError: ((e: Error) => void) | undefined
+  let failed: Error | undefined
+  let taken = false
+  const server = net.createServer((conn) => {
+    let buffered = ""
+    conn.setEncoding("utf8")
+    conn.on("error", () => {})
+    conn.on("data", (data: string) => {
+      buffered += data
+      for (let nl = buffered.indexOf("\n"); nl !== -1; nl = buffered.indexOf("\n")) {
+        const line = buffered.slice(0, nl)
+        buffered = buffered.slice(nl + 1)
+        let req: Request & { id?: unknown }
+        try {
+          req = JSON.parse(line)
+        } catch {
+          conn.write(`${JSON.stringify({ ok: false, error: "not a JSON request" })}\n`)
+          continue
+        }
+        const answer = handler === undefined ? Promise.resolve({ ok: false, error: "no task is running" }) : handler(req)
+        void answer.then((res) => {
+          if (!conn.destroyed) conn.write(`${JSON.stringify({ id: req.id, ...res })}\n`)
+        })
+      }
+    })
+  })
+  server.on("error", (e) => (onError !== undefined ? onError(e) : (failed = e)))
+  try {
+    fs.mkdirSync(bin, { mode: 0o755 })
+    fs.writeFileSync(
+      path.join(bin, "bmat"),
+      `#!/bin/sh\nexec ${command.map(quote).join(" ")} bmat --socket ${quote(socket)} "$@"\n`,
+      { mode: 0o755 }
+    )
+    server.listen(socket)
+    fs.chmodSync(socket, 0o600)
+    fs.chmodSync(dir, 0o700)
+  } catch (e) {
+    server.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+    throw e
+  }
+  return {
+    dir,
+    bin,
+    socket,
+    serve: (h, e) => {
+      handler = h
+      onError = e
+      if (failed !== undefined) e(failed)
+    },
+    take: () => !taken && (taken = true),
+    close: Effect.async<void>((resume) => {
+      server.close(() => resume(Effect.void))
+    }).pipe(Effect.zipRight(Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))))
+  }
+}
+
+/**
+ * Opens the control channel of `task` for the scope, on `spare` if given (a channel made ahead,
+ * `makeChannel`) and not yet taken, else on a new one; returns the `bin` directory for the task's
  * `PATH` and its environment additions. When the scope closes (the task has ended), the socket
  * goes, and every background process the task started is stopped (SIGTERM, the grace period,
  * SIGKILL), its remaining output sent.
  */
-export const open = (ctx: ControlContext, task: Workers.WorkerPingTask) =>
+export const open = (ctx: ControlContext, task: Workers.WorkerPingTask, spare?: Channel) =>
   Effect.gen(function*() {
     if (ctx.command === undefined) return undefined
+    const command = ctx.command
     const runtime = yield* Effect.runtime<never>()
     const run = Runtime.runPromise(runtime)
     const asRoot = ctx.identity.uid === 0
     const uid = asRoot ? task.uid : ctx.identity.uid
     const gid = asRoot ? task.gid : ctx.identity.gid
 
-    const dir = fs.mkdtempSync(path.join(ctx.tmpdir, "bmat-"))
-    const bin = path.join(dir, "bin")
-    const socket = path.join(dir, "control.sock")
-    fs.mkdirSync(bin, { mode: 0o755 })
-    fs.writeFileSync(
-      path.join(bin, "bmat"),
-      `#!/bin/sh\nexec ${ctx.command.map(quote).join(" ")} bmat --socket ${quote(socket)} "$@"\n`,
-      { mode: 0o755 }
-    )
     const background = new Map<string, { readonly pgid: number; readonly readers: Promise<unknown> }>()
     const note = (stream: string, payload: string) => ctx.log.append(task.id, stream, [payload])
 
@@ -231,59 +316,26 @@ export const open = (ctx: ControlContext, task: Workers.WorkerPingTask) =>
         })
       }).pipe(Effect.flatMap((r) => (r instanceof Promise ? Effect.promise(() => r) : Effect.succeed(r))))
 
-    const server = net.createServer((conn) => {
-      let buffered = ""
-      conn.setEncoding("utf8")
-      conn.on("error", () => {})
-      conn.on("data", (data: string) => {
-        buffered += data
-        for (let nl = buffered.indexOf("\n"); nl !== -1; nl = buffered.indexOf("\n")) {
-          const line = buffered.slice(0, nl)
-          buffered = buffered.slice(nl + 1)
-          let req: Request & { id?: unknown }
-          try {
-            req = JSON.parse(line)
-          } catch {
-            conn.write(`${JSON.stringify({ ok: false, error: "not a JSON request" })}\n`)
-            continue
-          }
-          void run(
-            handle(req).pipe(
-              Effect.catchAllCause((cause) => Effect.succeed({ ok: false, error: describe(cause) })),
-              Effect.catchAllDefect((d) => Effect.succeed({ ok: false, error: String(d) }))
-            )
-          ).then((res) => {
-            if (!conn.destroyed) conn.write(`${JSON.stringify({ id: req.id, ...res })}\n`)
-          })
-        }
-      })
-    })
-    yield* Effect.acquireRelease(
-      // Not awaited: a UNIX socket is bound by the time `listen` returns, and the task's first
-      // `bmat` (a node process) starts long after the socket accepts.
-      Effect.sync(() => {
-        server.on("error", (e) => ctx.log.append(task.id, "worker", [`WARNING: bmat's control socket failed: ${e.message}`]))
-        server.listen(socket)
-      }),
-      () =>
-        Effect.gen(function*() {
-          yield* Effect.async<void>((resume) => {
-            server.close(() => resume(Effect.void))
-          })
-          // Background processes end with their task (buildomat: SIGTERM, then SIGKILL).
-          yield* Effect.forEach(background.values(), (b) =>
-            ctx.processes.kill(b.pgid).pipe(
-              Effect.zipRight(Effect.promise(() => Promise.race([b.readers, new Promise((r) => setTimeout(r, 2000))])))
-            ), { concurrency: "unbounded", discard: true })
-          fs.rmSync(dir, { recursive: true, force: true })
-        })
+    const channel = yield* Effect.acquireRelease(
+      Effect.sync(() => (spare !== undefined && spare.take() ? spare : makeChannel(command, ctx.tmpdir))),
+      (c) =>
+        // Background processes end with their task (buildomat: SIGTERM, then SIGKILL).
+        Effect.forEach(background.values(), (b) =>
+          ctx.processes.kill(b.pgid).pipe(
+            Effect.zipRight(Effect.promise(() => Promise.race([b.readers, new Promise((r) => setTimeout(r, 2000))])))
+          ), { concurrency: "unbounded", discard: true }).pipe(Effect.zipRight(c.close))
     )
-    fs.chmodSync(socket, 0o600)
-    fs.chmodSync(dir, 0o700)
+    channel.serve((req) =>
+      run(
+        handle(req).pipe(
+          Effect.catchAllCause((cause) => Effect.succeed({ ok: false, error: describe(cause) })),
+          Effect.catchAllDefect((d) => Effect.succeed({ ok: false, error: String(d) }))
+        )
+      ), (e) => ctx.log.append(task.id, "worker", [`WARNING: bmat's control socket failed: ${e.message}`]))
     if (asRoot) {
-      for (const p of [dir, bin, path.join(bin, "bmat"), socket]) fs.chownSync(p, uid, gid)
+      for (const p of [channel.dir, channel.bin, path.join(channel.bin, "bmat"), channel.socket]) fs.chownSync(p, uid, gid)
     }
-    return { bin, env: { [SOCKET_ENV]: socket } }
+    return { bin: channel.bin, env: { [SOCKET_ENV]: channel.socket } }
   }).pipe(
     Effect.catchAllDefect((d) =>
       Effect.sync(() => {

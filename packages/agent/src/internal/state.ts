@@ -94,10 +94,11 @@ export const jobAdopted = (dir: string): Effect.Effect<boolean, StateError> =>
 
 /**
  * Records that a job was adopted: `job.json` (the ping result, pretty JSON), created exclusively
- * (fails if it already exists). The file is written at once, and the `fsync` that makes it
- * durable starts in the background; the effect returned waits for it, and must complete before
- * the first task runs. In between, the first task is prepared (a few milliseconds saved on the way
- * from assignment to the task).
+ * (fails if it already exists) and written at once, so that an agent process that restarts finds
+ * it. The effect returned makes it durable (`fsync`), the first time it runs; the agent runs it
+ * right after the first task has started: an `fsync` holds up the file system's other writers
+ * (the script file, the logs) for milliseconds on some machines, so only a machine that loses
+ * power within those milliseconds could forget the job.
  */
 export const adoptJob = (dir: string, ping: unknown): Effect.Effect<Effect.Effect<void, StateError>, StateError> =>
   Effect.gen(function*() {
@@ -114,14 +115,15 @@ export const adoptJob = (dir: string, ping: unknown): Effect.Effect<Effect.Effec
       },
       catch: (cause) => new StateError({ message: `writing ${jobFile(dir)}: ${String(cause)}`, cause })
     })
-    const synced = new Promise<void>((resolve, reject) =>
-      fsSync.fsync(fd, (e) => {
-        fsSync.close(fd, () => (e === null ? resolve() : reject(e)))
-      })
-    )
-    synced.catch(() => {})
+    let synced: Promise<void> | undefined
+    const sync = () =>
+      synced ??= new Promise<void>((resolve, reject) =>
+        fsSync.fsync(fd, (e) => {
+          fsSync.close(fd, () => (e === null ? resolve() : reject(e)))
+        })
+      )
     return Effect.tryPromise({
-      try: () => synced,
+      try: sync,
       catch: (cause) => new StateError({ message: `writing ${jobFile(dir)}: ${String(cause)}`, cause })
     })
   })

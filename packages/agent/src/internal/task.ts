@@ -33,9 +33,11 @@ export interface Identity {
   readonly home: string
 }
 
-/** The identity of this process. */
+let userInfo: os.UserInfo<string> | undefined
+
+/** The identity of this process (the user database is read once). */
 export const currentIdentity = (): Identity => {
-  const info = os.userInfo()
+  const info = userInfo ??= os.userInfo()
   return {
     uid: process.getuid?.() ?? info.uid,
     gid: process.getgid?.() ?? info.gid,
@@ -62,8 +64,8 @@ export interface TaskContext {
    * the scope of the task; returns a directory to put first on the task's `PATH`, and variables
    * to add to its environment.
    */
-  /** Runs right before the task's process is started. */
-  readonly beforeSpawn?: Effect.Effect<void> | undefined
+  /** Runs once the task's process has started (while it runs). */
+  readonly afterSpawn?: Effect.Effect<void> | undefined
   readonly control?: ((task: Workers.WorkerPingTask) => Effect.Effect<
     { readonly bin: string; readonly env: Readonly<Record<string, string>> } | undefined,
     never,
@@ -184,10 +186,12 @@ export const runTask = (task: Workers.WorkerPingTask, ctx: TaskContext): Effect.
     const { log, root } = ctx
     const note = (stream: string, payload: string) => log.append(task.id, stream, [payload])
     const identity = ctx.identity ?? currentIdentity()
-    note("task", `starting task ${task.id}: ${JSON.stringify(task.name)}`)
+    // Said right before bash starts (or before why it cannot): the event's time is the task's start.
+    const starting = () => note("task", `starting task ${task.id}: ${JSON.stringify(task.name)}`)
 
     const refusal = checkIdentity(task, identity)
     if (refusal !== undefined) {
+      starting()
       note("worker", `ERROR: ${refusal}`)
       return { _tag: "NotRun", reason: refusal } as const
     }
@@ -211,6 +215,7 @@ export const runTask = (task: Workers.WorkerPingTask, ctx: TaskContext): Effect.
     )
     if (prepared._tag === "Left") {
       const reason = `could not prepare the task (working directory ${task.workdir}, script ${file}): ${String(prepared.left.error)}`
+      starting()
       note("worker", `ERROR: ${reason}`)
       return { _tag: "NotRun", reason } as const
     }
@@ -220,10 +225,10 @@ export const runTask = (task: Workers.WorkerPingTask, ctx: TaskContext): Effect.
       if (!task.env_clear) env["PATH"] = `${control.bin}:${env["PATH"] ?? DEFAULT_PATH}`
     }
 
-    if (ctx.beforeSpawn !== undefined) yield* ctx.beforeSpawn
     // Its own process group (detached), so that cancelling it reaches every process it started.
     const ended = Deferred.unsafeMake<ProcessEnd>(FiberId.none)
     const start = Date.now()
+    starting()
     const child = yield* Effect.acquireRelease(
       Effect.sync((): ChildProcess => {
         const c = spawn("/bin/bash", [file], {
@@ -255,6 +260,7 @@ export const runTask = (task: Workers.WorkerPingTask, ctx: TaskContext): Effect.
       pump(child.stdout, "stdout", task.id, log),
       pump(child.stderr, "stderr", task.id, log)
     ])
+    if (ctx.afterSpawn !== undefined) yield* ctx.afterSpawn
 
     const end = yield* Deferred.await(ended)
     const duration = Date.now() - start

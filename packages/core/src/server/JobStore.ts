@@ -54,6 +54,20 @@ const PAGE = 1000
 const RUN_ROWS = 1000
 
 /** What a paged listing scans: the owner (or everyone), the order, a tag filter. */
+/**
+ * A worker free to take a job (`JobStore.freeWorkers`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FreeWorker {
+  readonly id: string
+  readonly target: string
+  /** The factory's name (its id if it has no record). */
+  readonly factory: string
+  readonly factory_private: string | null
+}
+
 interface ListScan {
   readonly owner: string | undefined
   readonly recentFirst: boolean
@@ -158,6 +172,36 @@ const make = Effect.gen(function*() {
   const setTime = (job: string, name: string, time: string) =>
     sql`INSERT OR IGNORE INTO job_time (job, name, time) VALUES (${job}, ${name}, ${time})`
 
+  /**
+   * Workers free to take a job: bootstrapped, not deleted, recycled or held, and without a job
+   * (a worker runs one job, ever); of one target if `targetId` is given; newest first.
+   */
+  const freeWorkers = (targetId?: string) =>
+    sql<FreeWorker>`
+      SELECT w.id, w.target, coalesce(f.name, w.factory) AS factory, w.factory_private
+      FROM worker w LEFT JOIN factory f ON f.id = w.factory
+      WHERE w.deleted = 0 AND w.recycle = 0 AND w.hold_time IS NULL AND w.token_hash IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM job j WHERE j.worker = w.id)
+        ${targetId === undefined ? sql`` : sql`AND w.target = ${targetId}`}
+      ORDER BY w.id DESC`
+
+  /**
+   * Assigns a queued job to a free worker, inside the caller's transaction: the job's worker, its
+   * `assigned` time and a control event saying where it went and how long it queued. The caller
+   * signals the worker (`workerKey`) and the job once the transaction commits.
+   */
+  const assign = (job: string, w: FreeWorker) =>
+    Effect.gen(function*() {
+      yield* sql`UPDATE job SET worker = ${w.id} WHERE id = ${job} AND worker IS NULL`
+      const t = now()
+      yield* setTime(job, "assigned", t)
+      const waited = Date.parse(t) - Ids.timestamp(job)
+      yield* control(
+        job,
+        `job assigned to worker ${w.id} [factory ${w.factory}, ${w.factory_private ?? "-"}] (queued for ${waited} ms)`
+      )
+    })
+
   const resolveTarget = (name: string) =>
     Effect.gen(function*() {
       let cur = yield* sql<{ id: string; name: string; redirect: string | null; privilege: string | null }>`
@@ -219,7 +263,7 @@ const make = Effect.gen(function*() {
 
       const id = Ids.make()
       const submitTime = new Date(Ids.timestamp(id)).toISOString()
-      yield* sql.withTransaction(
+      const assigned = yield* sql.withTransaction(
         Effect.gen(function*() {
           yield* sql`INSERT INTO job ${
             sql.insert({
@@ -261,10 +305,27 @@ const make = Effect.gen(function*() {
           }
           yield* JobModelRules.insert(sql, id, model.right)
           yield* setTime(id, "submit", submitTime)
-          if (!waiting) yield* setTime(id, "ready", submitTime)
+          if (waiting) return undefined
+          yield* setTime(id, "ready", submitTime)
+          // Dispatch at submit: a free worker of the target takes the job in this transaction,
+          // unless older jobs queue for the target (the scheduler serves them first).
+          const [older] = yield* sql`
+            SELECT 1 FROM job WHERE target_id = ${target.value.id} AND complete = 0 AND waiting = 0
+              AND worker IS NULL AND cancelled = 0 AND id < ${id} LIMIT 1`
+          if (older !== undefined) return undefined
+          const [w] = yield* freeWorkers(target.value.id)
+          if (w === undefined) return undefined
+          yield* assign(id, w)
+          return w.id
         })
       ).pipe(Effect.orDie)
-      yield* signals.wakeAll
+      if (assigned !== undefined) {
+        yield* hub.notify(workerKey(assigned))
+        yield* hub.notify(id)
+        yield* signals.provisioner.wake
+      } else {
+        yield* signals.wakeAll
+      }
       return { id }
     })
 
@@ -695,6 +756,8 @@ const make = Effect.gen(function*() {
     insertEvents,
     control,
     setTime,
+    freeWorkers,
+    assign,
     listActive,
     listCompleted
   } as const

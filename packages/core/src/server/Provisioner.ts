@@ -2,7 +2,8 @@
  * The provisioning loop: runs the core reconcile loop (`Factory.makeReconciler`, buildomat's
  * factory protocol) for every in-process `WorkerProvider`, the same code a separate factory
  * process runs with `Factory.run`. Here the backend calls the server's stores directly instead
- * of the factory API. Woken by submit, bootstrap and completion, and every second.
+ * of the factory API. Woken by submit, bootstrap and completion (10 ms after the wake-up), and
+ * every second.
  *
  * Each provider is a factory: it has a factory record (named after it, without a token), made at
  * start, and its workers refer to that record's id, as in buildomat's schema. So the factory
@@ -79,6 +80,15 @@ export const inProcessBackend = (factory: string) =>
   }))
 
 /**
+ * A pass waits 10 ms after its wake-up, to let the dispatch in progress finish and to coalesce
+ * wake-ups. Real time, not the `Clock` service's: a scheduling detail, not a timed behaviour.
+ */
+const passDelay = Effect.async<void>((resume) => {
+  const t = setTimeout(() => resume(Effect.void), 10)
+  return Effect.sync(() => clearTimeout(t))
+})
+
+/**
  * The loop as a layer: a reconciler per provider (on its factory record, made if missing), one
  * pass over all of them whenever woken and at least every second. A failing pass is logged and
  * the loop goes on. When the layer closes, every worker still alive is destroyed by its
@@ -106,6 +116,10 @@ export const layer = Layer.scopedDiscard(
       ), { discard: true })
     yield* pass.pipe(
       Effect.zipRight(signals.provisioner.wait("1 second")),
+      // A wake-up comes with a submit or an assignment; answering the agent that was assigned a
+      // job goes first (a pass takes milliseconds of the one event loop), and the wake-ups of a
+      // burst of submits make one pass.
+      Effect.zipRight(passDelay),
       Effect.forever,
       Effect.forkScoped
     )

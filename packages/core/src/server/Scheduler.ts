@@ -2,14 +2,14 @@
  * The assignment loop (buildomat §5.1): fails cancelled jobs, aborts jobs past `max_runtime`,
  * fails jobs whose worker went away, releases waiting jobs (`Waiters`), and hands queued jobs to
  * free workers of their target, oldest job first. It runs when woken
- * (submit, bootstrap, completion, cancel) and at least once a second.
+ * (submit, bootstrap, completion, cancel) and at least once a second. A job submitted while a
+ * free worker of its target waits, and no older job queues for it, is assigned by the submit
+ * itself (`JobStore.submit`), in the same transaction.
  *
  * @since 0.1.0
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
-import * as Ids from "../Ids.js"
-import { now } from "../Schemas.js"
 import { EventHub, workerKey } from "./EventHub.js"
 import { JobStore } from "./JobStore.js"
 import { Signals } from "./Signals.js"
@@ -57,12 +57,7 @@ export const assignOnce = Effect.gen(function*() {
         SELECT id, target_id FROM job
         WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0 ORDER BY id LIMIT 10000`
       if (queued.length === 0) return []
-      const free = yield* sql<{ id: string; target: string; factory: string; factory_private: string | null }>`
-        SELECT w.id, w.target, coalesce(f.name, w.factory) AS factory, w.factory_private
-        FROM worker w LEFT JOIN factory f ON f.id = w.factory
-        WHERE w.deleted = 0 AND w.recycle = 0 AND w.hold_time IS NULL AND w.token_hash IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM job j WHERE j.worker = w.id)
-        ORDER BY w.id DESC`
+      const free = yield* jobs.freeWorkers()
       const byTarget = new Map<string, Array<(typeof free)[number]>>()
       for (const w of free) {
         const list = byTarget.get(w.target) ?? []
@@ -73,14 +68,7 @@ export const assignOnce = Effect.gen(function*() {
       for (const j of queued) {
         const w = byTarget.get(j.target_id)?.shift()
         if (w === undefined) continue
-        yield* sql`UPDATE job SET worker = ${w.id} WHERE id = ${j.id} AND worker IS NULL`
-        const t = now()
-        yield* jobs.setTime(j.id, "assigned", t)
-        const waited = Date.parse(t) - Ids.timestamp(j.id)
-        yield* jobs.control(
-          j.id,
-          `job assigned to worker ${w.id} [factory ${w.factory}, ${w.factory_private ?? "-"}] (queued for ${waited} ms)`
-        )
+        yield* jobs.assign(j.id, w)
         done.push({ job: j.id, worker: w.id })
       }
       return done

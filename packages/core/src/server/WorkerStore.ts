@@ -139,9 +139,15 @@ const make = Effect.gen(function*() {
    * `GET /0/worker/ping`: records the ping, answers `poweroff` once the worker is recycled (and not
    * held), and the job while it is assigned and not complete.
    */
-  const ping = (id: string) =>
+  const ping = (id: string) => Effect.zipRight(touch(id), pingView(id))
+
+  /** Records that the worker's agent was heard from (`lastping`). */
+  const touch = (id: string) =>
+    Effect.flatMap(currentTime, (t) => sql`UPDATE worker SET lastping = ${t} WHERE id = ${id}`).pipe(Effect.orDie)
+
+  /** What a ping answers, without recording the ping. */
+  const pingView = (id: string) =>
     Effect.gen(function*() {
-      yield* sql`UPDATE worker SET lastping = ${yield* currentTime} WHERE id = ${id}`.pipe(Effect.orDie)
       const w = yield* get(id)
       if (Option.isNone(w)) return { poweroff: true } satisfies WorkerPingResult
       // buildomat: poweroff = (recycle || deleted) && !held && !diagnostics.
@@ -172,6 +178,9 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const deadline = Date.now() + waitMs
       const key = workerKey(id)
+      // `lastping` is when the request arrived: the answer to a wake-up (an assignment) is then
+      // not held up by a write of its own.
+      yield* touch(id)
       for (;;) {
         const signal = yield* hub.signal(key)
         const [st] = yield* sql<{ off: number; job: string | null }>`
@@ -181,7 +190,7 @@ const make = Effect.gen(function*() {
           FROM worker w WHERE w.id = ${id}`.pipe(Effect.orDie)
         const left = deadline - Date.now()
         if (st === undefined || st.off || st.job !== knownJob || left <= 0 || (yield* Deferred.isDone(stopping))) {
-          return yield* ping(id)
+          return yield* pingView(id)
         }
         yield* Deferred.await(signal).pipe(
           Effect.raceFirst(Deferred.await(stopping)),
