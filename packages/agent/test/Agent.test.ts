@@ -258,6 +258,62 @@ describe("Agent.run against the real server", () => {
       assert.isFalse(server.destroyed[0]!.killed)
     }))
 
+  it.scopedLive("an agent with no job at once rehearses one, sending and leaving nothing; the next job starts on it", () =>
+    Effect.gen(function*() {
+      // The agent's scripts, control channels and rehearsal go to the OS temporary directory:
+      // a fresh one, to see what is left there.
+      const tmp = yield* Testing.tempDirectory("agent-tmp-")
+      const leftovers = () => fsSync.readdirSync(tmp).filter((f) => /^(bmat-|buildomat-rehearsal-)|\.sh$/.test(f))
+      const savedTmp = process.env["TMPDIR"]
+      process.env["TMPDIR"] = tmp
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          if (savedTmp === undefined) delete process.env["TMPDIR"]
+          else process.env["TMPDIR"] = savedTmp
+        })
+      )
+      const logs: Array<string> = []
+      const server = yield* startServer({
+        launch: (request) =>
+          Effect.gen(function*() {
+            const stateDir = yield* Testing.tempDirectory("agent-state-")
+            const root = yield* Testing.tempDirectory("agent-root-")
+            const fiber = yield* Agent.run({ url: request.url, bootstrap: request.bootstrap, stateDir, root, waitMillis: 5_000 }).pipe(
+              Effect.provide(NodeHttpClient.layerUndici),
+              Logger.withMinimumLogLevel(LogLevel.Info),
+              Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logs.push(String(message))))),
+              Effect.forkScoped
+            )
+            return { request, stateDir, root, fiber, exited: Fiber.await(fiber), kill: Fiber.interrupt(fiber) } satisfies InProcessAgent
+          })
+      })
+      const { c } = yield* Testing.userClient(server.url, ADMIN, "rhea")
+      // A worker for a job cancelled before its agent asks: the agent finds nothing to do.
+      const prime = yield* c.api.jobs.submit({ payload: jobSubmit([{ name: "t", script: "echo must not run" }]) })
+      const agent = yield* Queue.take(server.launched)
+      yield* c.api.jobs.cancel({ path: { job: jobId(prime.id) } })
+      yield* waitUntil("the rehearsal", () => logs.some((l) => /^rehearsed a job in \d+ ms; waiting for work$/.test(l)))
+      // Left behind: only the first task's control channel, made ahead.
+      assert.deepStrictEqual(leftovers().map((f) => f.replace(/-.*/, "")), ["bmat"])
+      assert.deepStrictEqual(fsSync.readdirSync(agent.root), [])
+
+      const { id } = yield* c.api.jobs.submit({
+        payload: jobSubmit([{ name: "real", script: "echo real\nbmat store put K v && bmat store get K", workdir: "/work" }])
+      })
+      // Assigned by the submit itself: the agent was waiting.
+      assert.strictEqual((yield* c.api.jobs.get({ path: { job: jobId(id) } })).state, "running")
+      const job = yield* finish(c, id)
+      assert.strictEqual(job.state, "completed")
+      const events = yield* allEvents(c, id)
+      assert.deepStrictEqual(events.filter((e) => e.stream === "stdout").map((e) => e.payload), ["real", "v"])
+      assert.notInclude(JSON.stringify(events), "rehearsal")
+      assert.isTrue(Exit.isSuccess(yield* agentEnd(agent)))
+      // Nothing of the rehearsal reached the server: the prime job has only the server's own events.
+      const primeEvents = yield* allEvents(c, prime.id)
+      assert.deepStrictEqual([...new Set(primeEvents.map((e) => e.stream))], ["control"])
+      assert.deepStrictEqual(leftovers(), [], "no script, channel or rehearsal directory left")
+    }))
+
   it.scopedLive("cancelled mid-task: the agent kills the task's whole process group itself and powers off", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ launch: inProcess() })
