@@ -14,6 +14,15 @@ import * as Host from "../Host.js"
 export const DEFAULT_STATE_DIR = Agent.DEFAULT_STATE_DIR
 
 /**
+ * node:http with keep-alive connections (node's default agent opens one per request): an
+ * upload's parts, the event batches and the pings reuse them. A connection the server has
+ * closed meanwhile fails its request, which is retried like any transport error.
+ */
+const HttpClientLive = NodeHttpClient.layerWithoutAgent.pipe(
+  Layer.provide(NodeHttpClient.makeAgentLayer({ keepAlive: true }))
+)
+
+/**
  * Runs the agent until it powers off, then exits the process (`NodeRuntime.runMain`).
  *
  * @internal
@@ -24,7 +33,7 @@ export const runAgent = (config: Agent.Config): void => {
   Agent.run(config).pipe(
     // node:http rather than undici: as fast here, and a third of the bundle less to load on
     // every agent start.
-    Effect.provide(Layer.merge(NodeHttpClient.layer, LoggerLive)),
+    Effect.provide(Layer.merge(HttpClientLive, LoggerLive)),
     NodeRuntime.runMain({ disablePrettyLogger: true })
   )
 }
@@ -38,7 +47,7 @@ export const runAgent = (config: Agent.Config): void => {
 export const runHost = (): void => {
   const stderrLogger = Logger.map(Logger.jsonLogger, (line) => process.stderr.write(`${line}\n`))
   Host.serve(process.stdin, process.stdout).pipe(
-    Effect.provide(Layer.merge(NodeHttpClient.layer, Logger.replace(Logger.defaultLogger, stderrLogger))),
+    Effect.provide(Layer.merge(HttpClientLive, Logger.replace(Logger.defaultLogger, stderrLogger))),
     NodeRuntime.runMain({ disablePrettyLogger: true })
   )
 }

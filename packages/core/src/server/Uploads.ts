@@ -279,8 +279,15 @@ const make = Effect.gen(function*() {
     progress: Deferred.Deferred<void>
     received: number
     closed: boolean
+    /**
+     * A background `fdatasync` of what is received (one at a time, every `SYNC_EVERY` bytes):
+     * the disk writes then overlap the network, and the commit's fsync has only the tail left.
+     */
+    syncing: Promise<void> | undefined
+    syncedTo: number
   }
   const sessions = new Map<string, Session>()
+  const SYNC_EVERY = 32 * 1024 * 1024
   const creating = yield* Effect.makeSemaphore(1)
 
   const validPath = (path: string) => path.startsWith("/") && !path.includes("\0") && path.length <= 4096
@@ -343,7 +350,9 @@ const make = Effect.gen(function*() {
           hash: Crypto.createHash("sha256"),
           progress: Deferred.unsafeMake<void>(FiberId.none),
           received: 0,
-          closed: false
+          closed: false,
+          syncing: undefined,
+          syncedTo: 0
         }
         sessions.set(key, created)
         return created
@@ -422,6 +431,11 @@ const make = Effect.gen(function*() {
         if (failure !== undefined) return yield* Effect.die(failure)
         session.hash = hash
         session.received = pos
+        if (session.syncing === undefined && pos - session.syncedTo >= SYNC_EVERY) {
+          session.syncedTo = pos
+          // A failure here shows again in the commit's own fsync.
+          session.syncing = session.fh.datasync().catch(() => undefined).finally(() => (session.syncing = undefined))
+        }
         return { offset: session.received }
       })))
     })
@@ -472,7 +486,9 @@ const make = Effect.gen(function*() {
             yield* dropSession(key, session)
             return `the file's SHA-256 is ${digest}, but the agent read ${body.sha256.toLowerCase()}`
           }
-          yield* Effect.promise(() => session.fh.truncate(session.received).then(() => session.fh.close()))
+          yield* Effect.promise(() =>
+            Promise.resolve(session.syncing).then(() => session.fh.truncate(session.received)).then(() => session.fh.close())
+          )
           sessions.delete(key)
           const file = Ids.make()
           const objectKey = fileKey(job.id, file)
