@@ -23,13 +23,14 @@ interface AgentProcess {
 }
 
 /** Starts the agent in its own process group; the group is killed when the scope closes. */
-const startAgent = (args: ReadonlyArray<string>) =>
+const startAgent = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env) =>
   Effect.gen(function*() {
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
         spawn(process.execPath, ["--conditions=@buildomat/source", "--import", "tsx", BIN, ...args], {
           detached: true,
-          stdio: ["ignore", "ignore", "pipe"]
+          stdio: ["ignore", "ignore", "pipe"],
+          env
         })
       ),
       (c) =>
@@ -47,6 +48,8 @@ const startAgent = (args: ReadonlyArray<string>) =>
 
 interface Launched extends AgentProcess {
   readonly request: WorkerProvider.CreateWorkerRequest
+  /** The agent's `HOME`, whose `.bashrc` leaves `bashrc-ran` there if a shell ever reads it. */
+  readonly home: string
   readonly args: ReadonlyArray<string>
   readonly kill: Machine["kill"]
 }
@@ -56,18 +59,23 @@ const launch = (request: WorkerProvider.CreateWorkerRequest) =>
   Effect.gen(function*() {
     const state = yield* Testing.tempDirectory("agent-state-")
     const root = yield* Testing.tempDirectory("agent-root-")
+    const home = yield* Testing.tempDirectory("agent-home-")
+    fs.writeFileSync(path.join(home, ".bashrc"), `echo "$$" >> "${path.join(home, "bashrc-ran")}"\n`)
     const args = ["run", "--url", request.url, "--bootstrap", request.bootstrap, "--state-dir", state, "--root", root]
-    const agent = yield* startAgent(args)
+    // As a provider starts it: no SHLVL (bash then counts as a top-level shell).
+    const { SHLVL: _, ...env } = process.env
+    const agent = yield* startAgent(args, { ...env, HOME: home })
     return {
       ...agent,
       request,
+      home,
       args,
       kill: Effect.sync(() => process.kill(-agent.child.pid!, "SIGKILL"))
     } satisfies Launched
   })
 
 describe("buildomat-agent (process) against the real server", () => {
-  it.scopedLive("runs a job and exits 0 on power-off; usage errors exit 2", () =>
+  it.scopedLive("runs a job and exits 0 on power-off, its own shells never reading ~/.bashrc; usage errors exit 2", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ launch })
       const { c } = yield* Testing.userClient(server.url, ADMIN, "erin")
@@ -82,6 +90,8 @@ describe("buildomat-agent (process) against the real server", () => {
       )
       const { code } = yield* agent.exited.pipe(Effect.timeout("30 seconds"))
       assert.strictEqual(code, 0)
+      // No shell of the agent's own (its watchdog) read the agent user's ~/.bashrc.
+      assert.isFalse(fs.existsSync(path.join(agent.home, "bashrc-ran")), "a shell of the agent read ~/.bashrc")
       yield* destroyedCount(server)
       assert.isFalse(server.destroyed[0]!.killed)
 

@@ -71,7 +71,9 @@ let watchdog: ChildProcess | undefined
 const tell = (line: string, graceMs: number) => {
   if (watchdog === undefined) {
     try {
-      watchdog = spawn("/bin/bash", ["-c", WATCHDOG, "buildomat-agent-watchdog", String(Math.max(graceMs, 100) / 1000)], {
+      // --norc: bash -c with a socket on stdin (node's pipes are socket pairs) takes itself for
+      // a remote shell and would source ~/.bashrc (pyenv, nvm: dozens of processes per agent).
+      watchdog = spawn("/bin/bash", ["--norc", "-c", WATCHDOG, "buildomat-agent-watchdog", String(Math.max(graceMs, 100) / 1000)], {
         detached: true,
         stdio: ["pipe", "ignore", "ignore"]
       })
