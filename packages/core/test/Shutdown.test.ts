@@ -11,7 +11,7 @@ import * as Http from "node:http"
 import type * as Net from "node:net"
 import * as GracefulHttp from "../src/server/internal/httpServer.js"
 import { startServer, tempDir, userClient } from "./harness.js"
-import { assigned, bootAgent, runAssigned } from "./live.js"
+import { assigned, bootAgent, query, runAssigned } from "./live.js"
 
 const job = (name: string) => ({
   name,
@@ -68,6 +68,27 @@ const startUpload = (url: string, path: string, token: string, size: number, age
     req.once("error", reject)
     req.once("continue", () => {
       req.write(Buffer.alloc(size / 2, 1))
+      resolve(req)
+    })
+    req.flushHeaders()
+  })
+
+/** Like `startUpload`, with `body` of `contentType`: resolves once its first half is sent. */
+const startRequest = (url: string, path: string, token: string, body: Buffer, contentType: string, agent: Http.Agent) =>
+  new Promise<Http.ClientRequest>((resolve, reject) => {
+    const req = Http.request(`${url}${path}`, {
+      method: "POST",
+      agent,
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": contentType,
+        "content-length": String(body.length),
+        expect: "100-continue"
+      }
+    })
+    req.once("error", reject)
+    req.once("continue", () => {
+      req.write(body.subarray(0, Math.floor(body.length / 2)))
       resolve(req)
     })
     req.flushHeaders()
@@ -149,6 +170,37 @@ describe("stopping the server", () => {
       // the download is done, so the stop completes while the client would keep it.
       yield* Effect.promise(() => closed(downloadSocket))
       assert.isTrue(Exit.isSuccess(yield* Fiber.await(stop)))
+    }))
+
+  it.scopedLive("a request in flight when the stop begins is stored: the database closes after HTTP", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const server = yield* Scope.make()
+      const s = yield* startServer(dir, 4, { keepAliveTimeoutMs: TEN_MINUTES, shutdownGraceMs: TEN_MINUTES }).pipe(
+        Scope.extend(server)
+      )
+      const { c } = yield* userClient(s.url, "wren")
+      const { id } = yield* c.api.jobs.submit({ payload: job("late events") })
+      const agent = yield* bootAgent(s.url, s.requests)
+      yield* assigned(agent.c)
+      const agents = new Http.Agent({ keepAlive: true })
+      yield* Effect.addFinalizer(() => Effect.sync(() => agents.destroy()))
+      // Events whose body is half sent when the stop begins: they are stored after it began.
+      const body = Buffer.from(JSON.stringify(
+        Array.from({ length: 50 }, (_, i) => ({ stream: "stdout", time: new Date().toISOString(), payload: `late ${i}`, task: 0 }))
+      ))
+      const req = yield* Effect.promise(() =>
+        startRequest(s.url, `/1/worker/job/${id}/append`, agent.token, body, "application/json", agents)
+      )
+      const answered = answer(req)
+      const stop = yield* Effect.fork(Scope.close(server, Exit.void))
+      yield* Effect.sleep("200 millis")
+      req.end(body.subarray(Math.floor(body.length / 2)))
+      const done = yield* Effect.promise(() => answered)
+      assert.strictEqual(done.status, 204, done.body.toString())
+      assert.isTrue(Exit.isSuccess(yield* Fiber.await(stop)))
+      const rows = yield* query<{ n: number }>(dir, "SELECT count(*) AS n FROM job_event WHERE job = ? AND payload LIKE 'late %'", [id])
+      assert.strictEqual(rows[0]!.n, 50)
     }))
 
   it.scopedLive("cuts a request that is still in flight after the grace period", () =>

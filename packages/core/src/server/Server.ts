@@ -14,7 +14,7 @@
  * @since 0.1.0
  */
 import { HttpApiBuilder, HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import { NodeContext, NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -214,9 +214,11 @@ export const layer = (
     ChunkCleanup.layer
   )
   const exposed = Layer.effect(ArchiveQueue.ArchiveQueue, ArchiveQueue.ArchiveQueue)
+  // The stores (the database) are built before the HTTP server and released after it: a stop
+  // lets the requests in flight finish (`shutdownGraceMs`) while the database is still open.
   return Layer.mergeAll(serve, loops, exposed).pipe(
     Layer.provideMerge(url),
-    Layer.provide(stores),
-    Layer.provideMerge(http)
+    Layer.provideMerge(http),
+    Layer.provide(stores.pipe(Layer.provide(NodeContext.layer)))
   )
 }
