@@ -203,6 +203,48 @@ describe("stopping the server", () => {
       assert.strictEqual(rows[0]!.n, 50)
     }))
 
+  it.scopedLive("a stop ends event streams and long-polls at once, with answers, however long the grace period", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const server = yield* Scope.make()
+      const s = yield* startServer(dir, 4, { keepAliveTimeoutMs: TEN_MINUTES, shutdownGraceMs: TEN_MINUTES }).pipe(
+        Scope.extend(server)
+      )
+      const { c, user } = yield* userClient(s.url, "xena")
+      const { id } = yield* c.api.jobs.submit({ payload: job("watched") })
+      const agent = yield* bootAgent(s.url, s.requests)
+      yield* assigned(agent.c)
+      const watch = yield* Effect.promise(() =>
+        new Promise<Http.IncomingMessage>((resolve, reject) => {
+          const req = Http.get(`${s.url}/0/jobs/${id}/watch?minseq=1`, { agent: false, headers: { authorization: `Bearer ${user.token}` } })
+          req.once("error", reject)
+          req.once("response", resolve)
+        })
+      )
+      let seen = ""
+      watch.on("data", (d: Buffer) => (seen += d.toString()))
+      const watchEnded = new Promise<string>((resolve, reject) => {
+        watch.once("end", () => resolve("end"))
+        watch.once("error", reject)
+      })
+      // The agent's long-poll while its job runs: nothing to say for 20 s.
+      const poll = answer(Http.get(`${s.url}/ext/0/worker/ping?wait_ms=20000&job=${id}`, {
+        agent: false,
+        headers: { authorization: `Bearer ${agent.token}` }
+      }))
+      yield* Effect.sleep("300 millis")
+      assert.include(seen, "event: state")
+
+      // Both end well before the 20 s wait and the ten-minute grace period.
+      yield* Scope.close(server, Exit.void).pipe(
+        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("the stop waited for the stream or the long-poll") }),
+        Effect.orDie
+      )
+      assert.strictEqual(yield* Effect.promise(() => watchEnded), "end")
+      const polled = yield* Effect.promise(() => poll)
+      assert.strictEqual(polled.status, 200, polled.body.toString())
+    }))
+
   it.scopedLive("cuts a request that is still in flight after the grace period", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir()

@@ -214,9 +214,11 @@ export const layer = (
     ChunkCleanup.layer
   )
   const exposed = Layer.effect(ArchiveQueue.ArchiveQueue, ArchiveQueue.ArchiveQueue)
+  // Released first: long-polls and event streams end before the HTTP server waits for them.
+  const stopping = Signals.announceStop
   // The stores (the database) are built before the HTTP server and released after it: a stop
   // lets the requests in flight finish (`shutdownGraceMs`) while the database is still open.
-  return Layer.mergeAll(serve, loops, exposed).pipe(
+  return Layer.mergeAll(serve, loops, exposed, stopping).pipe(
     Layer.provideMerge(url),
     Layer.provideMerge(http),
     Layer.provide(stores.pipe(Layer.provide(NodeContext.layer)))

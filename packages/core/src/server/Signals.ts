@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, Option, Queue } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Option, Queue } from "effect"
 
 /**
  * A coalescing wake-up: many `wake`s before one `wait` count as one.
@@ -30,7 +30,17 @@ const makeWakeup = Effect.map(Queue.sliding<void>(1), (q): Wakeup => ({
  */
 export class Signals extends Context.Tag("@buildomat/core/server/Signals")<
   Signals,
-  { readonly scheduler: Wakeup; readonly provisioner: Wakeup; readonly wakeAll: Effect.Effect<void> }
+  {
+    readonly scheduler: Wakeup
+    readonly provisioner: Wakeup
+    readonly wakeAll: Effect.Effect<void>
+    /**
+     * Completed when the server begins to stop (`announceStop`), before the HTTP server waits
+     * for the requests in flight: long-polls and event streams then answer at once, while the
+     * database is still open.
+     */
+    readonly stopping: Deferred.Deferred<void>
+  }
 >() {}
 
 /**
@@ -42,6 +52,18 @@ export const layer: Layer.Layer<Signals> = Layer.effect(
   Effect.gen(function*() {
     const scheduler = yield* makeWakeup
     const provisioner = yield* makeWakeup
-    return { scheduler, provisioner, wakeAll: Effect.zipRight(scheduler.wake, provisioner.wake) }
+    const stopping = yield* Deferred.make<void>()
+    return { scheduler, provisioner, wakeAll: Effect.zipRight(scheduler.wake, provisioner.wake), stopping }
   })
+)
+
+/**
+ * Completes `Signals.stopping` when its scope closes: the server puts it among the layers
+ * released first, before the HTTP server and the stores.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const announceStop: Layer.Layer<never, never, Signals> = Layer.scopedDiscard(
+  Effect.flatMap(Signals, (s) => Effect.addFinalizer(() => Deferred.succeed(s.stopping, undefined)))
 )

@@ -47,10 +47,9 @@ const make = Effect.gen(function*() {
   const jobs = yield* JobStore
   const hub = yield* EventHub
   const signals = yield* Signals
-  // Completed when the server stops, so that long-polls answer at once instead of holding the
-  // HTTP server's shutdown (which waits for requests in flight) for up to a minute.
-  const stopping = yield* Deferred.make<void>()
-  yield* Effect.addFinalizer(() => Deferred.succeed(stopping, undefined))
+  // Completed when the server begins to stop, so that long-polls answer at once instead of
+  // holding the HTTP server's shutdown (which waits for requests in flight) for up to a minute.
+  const stopping = signals.stopping
 
   /**
    * A new worker for `target` (an id) made by `factory` (a factory id); returns its id and

@@ -11,6 +11,7 @@ import { EventHub } from "../EventHub.js"
 import { JobArchive } from "../JobArchive.js"
 import { JobStore, stateOf } from "../JobStore.js"
 import { ObjectStore } from "../ObjectStore.js"
+import { Signals } from "../Signals.js"
 import { fileKey } from "../Uploads.js"
 import { why } from "../Why.js"
 import { serveFile } from "./Files.js"
@@ -27,6 +28,7 @@ export const JobsLive = HttpApiBuilder.group(BuildomatApi, "jobs", (handlers) =>
   Effect.gen(function*() {
     const jobs = yield* JobStore
     const hub = yield* EventHub
+    const signals = yield* Signals
     const store = yield* ObjectStore
     const config = yield* ServerConfig
     // Reads of a job go through the archive once it is archived (buildomat §5.4).
@@ -77,7 +79,8 @@ export const JobsLive = HttpApiBuilder.group(BuildomatApi, "jobs", (handlers) =>
           let lastState: string | undefined
           let finished = false
           const step = Effect.gen(function*() {
-            if (finished) return yield* Effect.fail(Option.none())
+            // The server stopping ends the stream; the client resumes with `Last-Event-ID`.
+            if (finished || (yield* Deferred.isDone(signals.stopping))) return yield* Effect.fail(Option.none())
             const sig = yield* hub.signal(j.id)
             const cur = yield* jobs.row(j.id)
             if (Option.isNone(cur)) {
@@ -100,7 +103,10 @@ export const JobsLive = HttpApiBuilder.group(BuildomatApi, "jobs", (handlers) =>
                 out += "event: complete\ndata: -\n\n"
                 finished = true
               } else {
-                const woke = yield* Deferred.await(sig).pipe(Effect.timeoutOption("5 seconds"))
+                const woke = yield* Deferred.await(sig).pipe(
+                  Effect.raceFirst(Deferred.await(signals.stopping)),
+                  Effect.timeoutOption("5 seconds")
+                )
                 if (Option.isNone(woke)) out += ": nothing happens\n\n"
               }
             }
