@@ -155,14 +155,14 @@ export const defaultBmatCommand = (): ReadonlyArray<string> | undefined => {
  *    on, so a job never runs twice.
  * 4. Ask for work (`GET /ext/0/worker/ping?wait_ms=0`); if there is none yet, rehearse a job
  *    (`rehearse`: its code warmed, nothing sent), then wait for work with the long-poll
- *    `GET /ext/0/worker/ping`, which the server answers the moment it assigns a job. Factory metadata in the answer is applied once: root's authorized
- *    keys and password hash; a pre-job diagnostic script is run first (a fault fails the worker);
+ *    `GET /ext/0/worker/ping`, which the server answers the moment it assigns a job. Factory
+ *    metadata in the answer is applied once: root's authorized keys and password hash; a pre-job diagnostic script is run first (a fault fails the worker);
  *    a post-job one is announced (`POST /0/worker/diagnostics/enable`). The metadata and the
  *    factory info of the latest pings are what tasks see through `bmat address list` and
  *    `bmat factory`.
  * 5. Adopt the job (`job.json`, created exclusively before anything runs, fsync'd once the first
- *    task has started) and run it: inputs, each task as `/bin/bash <script>` in its own process group until one fails,
- *    every output line sent as numbered batches that the server stores exactly once, the files
+ *    task has started) and run it: inputs, each task as `/bin/bash <script>` in its own process
+ *    group until one fails, every output line sent as numbered batches that the server stores exactly once, the files
  *    matching the output rules uploaded and checked (size, SHA-256), then
  *    `POST /0/worker/job/{job}/complete {failed}`. Meanwhile a long-poll with the job's id waits
  *    for power-off (the job cancelled, `max_runtime` exceeded): the task's process group is then

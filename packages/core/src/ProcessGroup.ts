@@ -5,7 +5,9 @@
  *
  * @since 0.1.0
  */
+import { Effect } from "effect"
 import * as fs from "node:fs"
+import { sleep } from "./internal/wallClock.js"
 
 /**
  * Sends `signal` to every process of the group `pgid` (`kill(-pgid, signal)`). A group that no
@@ -40,6 +42,23 @@ export const groupAlive = (pgid: number): boolean => {
   }
   return process.platform === "linux" ? procGroupHasLiveMember(pgid) : true
 }
+
+/**
+ * Polls (every 20 ms, on the wall clock) until the group `pgid` has no live member: `true` once
+ * it has none, `false` if one is still alive after `ms` milliseconds.
+ *
+ * @since 0.1.0
+ * @category processes
+ */
+export const waitGone = (pgid: number, ms: number): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + ms
+    while (groupAlive(pgid)) {
+      if (Date.now() >= deadline) return false
+      yield* sleep(20)
+    }
+    return true
+  })
 
 const procGroupHasLiveMember = (pgid: number): boolean => {
   let entries: Array<string>

@@ -49,31 +49,10 @@ const closed = (socket: Net.Socket) =>
   new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once("close", () => resolve())))
 
 /**
- * Starts a chunk upload of `size` bytes as the worker `token` with `Expect: 100-continue`, so
- * that the server has taken the request (its handler runs) before the body is sent; resolves
- * once the server says to continue, with the request and half of the body sent.
+ * Starts a POST of `body` (of `contentType`) as the worker `token` with `Expect: 100-continue`,
+ * so that the server has taken the request (its handler runs) before the body is sent; resolves
+ * once the server says to continue, with the request and the first half of the body sent.
  */
-const startUpload = (url: string, path: string, token: string, size: number, agent: Http.Agent) =>
-  new Promise<Http.ClientRequest>((resolve, reject) => {
-    const req = Http.request(`${url}${path}`, {
-      method: "POST",
-      agent,
-      headers: {
-        authorization: `Bearer ${token}`,
-        "content-type": "application/octet-stream",
-        "content-length": String(size),
-        expect: "100-continue"
-      }
-    })
-    req.once("error", reject)
-    req.once("continue", () => {
-      req.write(Buffer.alloc(size / 2, 1))
-      resolve(req)
-    })
-    req.flushHeaders()
-  })
-
-/** Like `startUpload`, with `body` of `contentType`: resolves once its first half is sent. */
 const startRequest = (url: string, path: string, token: string, body: Buffer, contentType: string, agent: Http.Agent) =>
   new Promise<Http.ClientRequest>((resolve, reject) => {
     const req = Http.request(`${url}${path}`, {
@@ -94,20 +73,31 @@ const startRequest = (url: string, path: string, token: string, body: Buffer, co
     req.flushHeaders()
   })
 
+/** A chunk upload of `size` bytes (`startRequest`). */
+const startUpload = (url: string, path: string, token: string, size: number, agent: Http.Agent) =>
+  startRequest(url, path, token, Buffer.alloc(size, 1), "application/octet-stream", agent)
+
+/**
+ * A server on a scope of its own (closing `server` stops it), `user`'s client, and job `name`
+ * running on a worker whose agent the test plays.
+ */
+const runningJob = (user: string, name: string, shutdownGraceMs: number) =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir()
+    const server = yield* Scope.make()
+    const s = yield* startServer(dir, 4, { keepAliveTimeoutMs: TEN_MINUTES, shutdownGraceMs }).pipe(Scope.extend(server))
+    const { c, user: u } = yield* userClient(s.url, user)
+    const { id } = yield* c.api.jobs.submit({ payload: job(name) })
+    const agent = yield* bootAgent(s.url, s.requests)
+    yield* assigned(agent.c)
+    return { dir, server, s, c, user: u, id, agent }
+  })
+
 describe("stopping the server", () => {
   it.scopedLive("closes idle keep-alive connections at once, lets requests in flight complete, then closes their connections", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir()
-      const server = yield* Scope.make()
-      const s = yield* startServer(dir, 4, { keepAliveTimeoutMs: TEN_MINUTES, shutdownGraceMs: TEN_MINUTES }).pipe(
-        Scope.extend(server)
-      )
-      const { c, user } = yield* userClient(s.url, "una")
-
       // A job with a 16 MiB output, and a second job, running, for an upload.
-      const { id } = yield* c.api.jobs.submit({ payload: job("download") })
-      const first = yield* bootAgent(s.url, s.requests)
-      yield* assigned(first.c)
+      const { server, s, c, user, id, agent: first } = yield* runningJob("una", "download", TEN_MINUTES)
       const data = Crypto.randomBytes(16 * 1024 * 1024)
       yield* runAssigned(first.c, id, { outputs: [{ path: "/out.bin", data }] })
       const [output] = yield* c.api.jobs.outputs({ path: { job: id as any } })
@@ -174,15 +164,7 @@ describe("stopping the server", () => {
 
   it.scopedLive("a request in flight when the stop begins is stored: the database closes after HTTP", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir()
-      const server = yield* Scope.make()
-      const s = yield* startServer(dir, 4, { keepAliveTimeoutMs: TEN_MINUTES, shutdownGraceMs: TEN_MINUTES }).pipe(
-        Scope.extend(server)
-      )
-      const { c } = yield* userClient(s.url, "wren")
-      const { id } = yield* c.api.jobs.submit({ payload: job("late events") })
-      const agent = yield* bootAgent(s.url, s.requests)
-      yield* assigned(agent.c)
+      const { dir, server, s, id, agent } = yield* runningJob("wren", "late events", TEN_MINUTES)
       const agents = new Http.Agent({ keepAlive: true })
       yield* Effect.addFinalizer(() => Effect.sync(() => agents.destroy()))
       // Events whose body is half sent when the stop begins: they are stored after it began.
@@ -205,15 +187,7 @@ describe("stopping the server", () => {
 
   it.scopedLive("a stop ends event streams and long-polls at once, with answers, however long the grace period", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir()
-      const server = yield* Scope.make()
-      const s = yield* startServer(dir, 4, { keepAliveTimeoutMs: TEN_MINUTES, shutdownGraceMs: TEN_MINUTES }).pipe(
-        Scope.extend(server)
-      )
-      const { c, user } = yield* userClient(s.url, "xena")
-      const { id } = yield* c.api.jobs.submit({ payload: job("watched") })
-      const agent = yield* bootAgent(s.url, s.requests)
-      yield* assigned(agent.c)
+      const { server, s, user, id, agent } = yield* runningJob("xena", "watched", TEN_MINUTES)
       const watch = yield* Effect.promise(() =>
         new Promise<Http.IncomingMessage>((resolve, reject) => {
           const req = Http.get(`${s.url}/0/jobs/${id}/watch?minseq=1`, { agent: false, headers: { authorization: `Bearer ${user.token}` } })
@@ -247,13 +221,7 @@ describe("stopping the server", () => {
 
   it.scopedLive("cuts a request that is still in flight after the grace period", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir()
-      const server = yield* Scope.make()
-      const s = yield* startServer(dir, 4, { keepAliveTimeoutMs: TEN_MINUTES, shutdownGraceMs: 200 }).pipe(Scope.extend(server))
-      const { c } = yield* userClient(s.url, "vera")
-      const { id } = yield* c.api.jobs.submit({ payload: job("stalled") })
-      const agent = yield* bootAgent(s.url, s.requests)
-      yield* assigned(agent.c)
+      const { server, s, id, agent } = yield* runningJob("vera", "stalled", 200)
       const uploads = new Http.Agent({ keepAlive: true })
       yield* Effect.addFinalizer(() => Effect.sync(() => uploads.destroy()))
       // The rest of the body never comes.

@@ -26,7 +26,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { CODE_CACHE_ENV, resolveAgentCommand } from "./internal/agentCommand.js"
 import { type AgentHost, type HostedAgent, startHost } from "./internal/agentHost.js"
-import { groupAlive, signalGroup } from "./internal/processGroup.js"
+import { groupAlive, signalGroup, waitGone } from "./internal/processGroup.js"
 
 /**
  * One target of the local provider (a `[targets.<name>]` table in TOML):
@@ -284,7 +284,6 @@ const INHERITED_ENV = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_A
 
 /** Destroy waits this long after SIGKILL before it reports the group as stuck (and may be retried). */
 const KILL_WAIT_MS = 5_000
-const POLL_MS = 20
 
 /** A worker id becomes a directory name that is later `rm -rf`ed: allow no separators or dots. */
 const SAFE_WORKER = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/
@@ -315,27 +314,6 @@ interface Instance {
   gone?: boolean
   destroying: Deferred.Deferred<void, WorkerProvider.ProviderError> | undefined
 }
-
-/**
- * A pause on the wall clock. Processes live in real time, so waiting for them must not depend on
- * the fiber's `Clock` (a `TestClock` in tests would never let destroy finish).
- */
-const realSleep = (ms: number): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), ms)
-    return Effect.sync(() => clearTimeout(timer))
-  })
-
-/** Polls until the group has no live member; `false` if it still has one after `ms`. */
-const waitGone = (pgid: number, ms: number): Effect.Effect<boolean> =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + ms
-    while (groupAlive(pgid)) {
-      if (Date.now() >= deadline) return false
-      yield* realSleep(POLL_MS)
-    }
-    return true
-  })
 
 /**
  * Makes a local worker provider. Its instances live as long as the scope: closing the scope

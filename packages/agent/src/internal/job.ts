@@ -71,6 +71,9 @@ export const sendBatch = (http: HttpClient.HttpClient, job: Ids.JobId) => (batch
     )
   })
 
+/** The job id a rehearsal runs as (never a real job's: its timestamp is 0). */
+const REHEARSAL_JOB = "00000000000000000000000000" as Ids.JobId
+
 /**
  * A rehearsal of a job, run by an agent that found no work at once, while it waits: one task
  * (`echo`) through the same code as a real job (the ping's schema, the event log, the script
@@ -79,7 +82,9 @@ export const sendBatch = (http: HttpClient.HttpClient, job: Ids.JobId) => (batch
  * compiled, node's modules not yet loaded); after a rehearsal, the first real task starts
  * several milliseconds sooner. Bounded by 2 s; never fails.
  */
-export const rehearse = (ctx: Omit<JobContext, "root" | "stateDir" | "dryRun" | "afterFirstSpawn" | "spareControl">): Effect.Effect<void> =>
+export const rehearse = (
+  ctx: Omit<JobContext, "root" | "stateDir" | "dryRun" | "afterFirstSpawn" | "spareControl">
+): Effect.Effect<void> =>
   Effect.scoped(Effect.gen(function*() {
     const dir = yield* Effect.acquireRelease(
       Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "buildomat-rehearsal-"))),
@@ -97,8 +102,6 @@ export const rehearse = (ctx: Omit<JobContext, "root" | "stateDir" | "dryRun" | 
     })
     yield* runJob(ping.job!, REHEARSAL_JOB, { ...ctx, root: dir, stateDir: dir, dryRun: true })
   })).pipe(Effect.timeout("2 seconds"), Effect.ignore, Effect.catchAllDefect(() => Effect.void))
-
-const REHEARSAL_JOB = "00000000000000000000000000" as Ids.JobId
 
 /** Runs the job and reports its completion. Never fails: problems end up as events. */
 export const runJob = (

@@ -26,23 +26,7 @@ import type { Scope } from "effect"
 /** Signals and liveness of process groups, shared with the local provider. */
 export const signalGroup = ProcessGroup.signalGroup
 export const groupAlive = ProcessGroup.groupAlive
-
-const realSleep = (ms: number): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), ms)
-    return Effect.sync(() => clearTimeout(timer))
-  })
-
-/** Waits (wall clock) until the group has no live member; `false` if one is left after `ms`. */
-export const waitGone = (pgid: number, ms: number): Effect.Effect<boolean> =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + ms
-    while (groupAlive(pgid)) {
-      if (Date.now() >= deadline) return false
-      yield* realSleep(20)
-    }
-    return true
-  })
+export const waitGone = ProcessGroup.waitGone
 
 const WATCHDOG = `
 trap '' TERM INT HUP

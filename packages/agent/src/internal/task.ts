@@ -64,13 +64,13 @@ export interface TaskContext {
    * the scope of the task; returns a directory to put first on the task's `PATH`, and variables
    * to add to its environment.
    */
-  /** Runs once the task's process has started (while it runs). */
-  readonly afterSpawn?: Effect.Effect<void> | undefined
   readonly control?: ((task: Workers.WorkerPingTask) => Effect.Effect<
     { readonly bin: string; readonly env: Readonly<Record<string, string>> } | undefined,
     never,
     import("effect").Scope.Scope
   >) | undefined
+  /** Runs once the task's process has started (while it runs). */
+  readonly afterSpawn?: Effect.Effect<void> | undefined
 }
 
 /**

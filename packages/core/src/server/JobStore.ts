@@ -53,7 +53,6 @@ const PAGE = 1000
 /** The most events stored in one `job_event_run` row (a page of `GET /0/jobs/{job}/events`). */
 const RUN_ROWS = 1000
 
-/** What a paged listing scans: the owner (or everyone), the order, a tag filter. */
 /**
  * A worker free to take a job (`JobStore.freeWorkers`).
  *
@@ -68,6 +67,7 @@ export interface FreeWorker {
   readonly factory_private: string | null
 }
 
+/** What a paged listing scans: the owner (or everyone), the order, a tag filter. */
 interface ListScan {
   readonly owner: string | undefined
   readonly recentFirst: boolean
@@ -171,6 +171,18 @@ const make = Effect.gen(function*() {
 
   const setTime = (job: string, name: string, time: string) =>
     sql`INSERT OR IGNORE INTO job_time (job, name, time) VALUES (${job}, ${name}, ${time})`
+
+  /**
+   * Queued jobs (ready, not yet assigned, not cancelled, not complete), oldest first: of one
+   * target if `targetId` is given, older than `before` if given, at most `limit`.
+   */
+  const queued = (options: { readonly targetId?: string; readonly before?: string; readonly limit: number }) =>
+    sql<{ id: string; target_id: string }>`
+      SELECT id, target_id FROM job
+      WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0
+        ${options.targetId === undefined ? sql`` : sql`AND target_id = ${options.targetId}`}
+        ${options.before === undefined ? sql`` : sql`AND id < ${options.before}`}
+      ORDER BY id LIMIT ${options.limit}`
 
   /**
    * Workers free to take a job: bootstrapped, not deleted, recycled or held, and without a job
@@ -309,9 +321,7 @@ const make = Effect.gen(function*() {
           yield* setTime(id, "ready", submitTime)
           // Dispatch at submit: a free worker of the target takes the job in this transaction,
           // unless older jobs queue for the target (the scheduler serves them first).
-          const [older] = yield* sql`
-            SELECT 1 FROM job WHERE target_id = ${target.value.id} AND complete = 0 AND waiting = 0
-              AND worker IS NULL AND cancelled = 0 AND id < ${id} LIMIT 1`
+          const [older] = yield* queued({ targetId: target.value.id, before: id, limit: 1 })
           if (older !== undefined) return undefined
           const [w] = yield* freeWorkers(target.value.id)
           if (w === undefined) return undefined
@@ -756,6 +766,7 @@ const make = Effect.gen(function*() {
     insertEvents,
     control,
     setTime,
+    queued,
     freeWorkers,
     assign,
     listActive,

@@ -21,6 +21,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
 import * as Factory from "../Factory.js"
 import * as Ids from "../Ids.js"
+import { sleep } from "../internal/wallClock.js"
 import { WorkerProviders } from "../WorkerProvider.js"
 import { ServerConfig, ServerUrl } from "./Config.js"
 import { FactoryStore } from "./FactoryStore.js"
@@ -83,10 +84,7 @@ export const inProcessBackend = (factory: string) =>
  * A pass waits 10 ms after its wake-up, to let the dispatch in progress finish and to coalesce
  * wake-ups. Real time, not the `Clock` service's: a scheduling detail, not a timed behaviour.
  */
-const passDelay = Effect.async<void>((resume) => {
-  const t = setTimeout(() => resume(Effect.void), 10)
-  return Effect.sync(() => clearTimeout(t))
-})
+const passDelay = sleep(10)
 
 /**
  * The loop as a layer: a reconciler per provider (on its factory record, made if missing), one

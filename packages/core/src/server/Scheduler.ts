@@ -53,9 +53,7 @@ export const assignOnce = Effect.gen(function*() {
 
   const assigned = yield* sql.withTransaction(
     Effect.gen(function*() {
-      const queued = yield* sql<{ id: string; target_id: string }>`
-        SELECT id, target_id FROM job
-        WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0 ORDER BY id LIMIT 10000`
+      const queued = yield* jobs.queued({ limit: 10000 })
       if (queued.length === 0) return []
       const free = yield* jobs.freeWorkers()
       const byTarget = new Map<string, Array<(typeof free)[number]>>()

@@ -12,6 +12,7 @@ import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Client from "../Client.js"
+import { sleep } from "../internal/wallClock.js"
 import { type CreateWorkerRequest, type WorkerProvider, WorkerProviders } from "../WorkerProvider.js"
 import { ServerUrl } from "./Config.js"
 import * as Server from "./Server.js"
@@ -95,16 +96,6 @@ export const userClient = (url: string, adminToken: string, name: string) =>
   })
 
 /**
- * A pause on the wall clock, whatever `Clock` the fiber has (a `TestClock` would never end an
- * `Effect.sleep` while a test waits on a real server).
- */
-const realSleep = (ms: number): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const t = setTimeout(() => resume(Effect.void), ms)
-    return Effect.sync(() => clearTimeout(t))
-  })
-
-/**
  * Runs `check` every 20 ms (wall clock) until it yields a value, for at most `timeoutMs`
  * (default 10 s); dies saying what it waited for otherwise.
  *
@@ -118,7 +109,7 @@ export const eventually = <A, E, R>(what: string, check: Effect.Effect<Option.Op
       const r = yield* check
       if (Option.isSome(r)) return r.value
       if (Date.now() > end) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-      yield* realSleep(20)
+      yield* sleep(20)
     }
   })
 

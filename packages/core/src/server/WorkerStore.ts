@@ -47,9 +47,6 @@ const make = Effect.gen(function*() {
   const jobs = yield* JobStore
   const hub = yield* EventHub
   const signals = yield* Signals
-  // Completed when the server begins to stop, so that long-polls answer at once instead of
-  // holding the HTTP server's shutdown (which waits for requests in flight) for up to a minute.
-  const stopping = signals.stopping
 
   /**
    * A new worker for `target` (an id) made by `factory` (a factory id); returns its id and
@@ -188,11 +185,11 @@ const make = Effect.gen(function*() {
               ELSE (SELECT j.id FROM job j WHERE j.worker = w.id AND j.complete = 0) END AS job
           FROM worker w WHERE w.id = ${id}`.pipe(Effect.orDie)
         const left = deadline - Date.now()
-        if (st === undefined || st.off || st.job !== knownJob || left <= 0 || (yield* Deferred.isDone(stopping))) {
+        if (st === undefined || st.off || st.job !== knownJob || left <= 0 || (yield* Deferred.isDone(signals.stopping))) {
           return yield* pingView(id)
         }
         yield* Deferred.await(signal).pipe(
-          Effect.raceFirst(Deferred.await(stopping)),
+          Effect.raceFirst(Deferred.await(signals.stopping)),
           Effect.timeoutOption(Math.min(left, 1000))
         )
       }

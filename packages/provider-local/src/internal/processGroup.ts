@@ -7,3 +7,4 @@ import { ProcessGroup } from "@buildomat/core"
 
 export const signalGroup = ProcessGroup.signalGroup
 export const groupAlive = ProcessGroup.groupAlive
+export const waitGone = ProcessGroup.waitGone
