@@ -115,6 +115,7 @@ export class AgentError extends Data.TaggedError("AgentError")<{
 
 const decodeJobId = Schema.decodeUnknown(Ids.JobId)
 const decodeMetadata = Schema.decodeUnknownOption(Workers.FactoryMetadata)
+const decodePing = Schema.decodeUnknown(Workers.WorkerPingResult)
 
 /**
  * The argv that runs `bmat` (tasks call it with `bmat ARGS...` appended): the small `bmat.cjs`
@@ -199,11 +200,17 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
 
     // What the pings say about this worker, for `bmat factory` and `bmat address`.
     const facts: WorkerFacts = { metadata: undefined, factory: undefined }
-    // The long-poll. A refusal is not worth dying for: the server may come round.
+    // The long-poll, a raw call (`Wire`): its answer is what the first task waits for. A refusal
+    // is not worth dying for: the server may come round.
     const ping = (job: string | undefined, wait = waitMs) =>
       retrying(
         "ping",
-        api.workerExt.ping({ urlParams: { wait_ms: wait, ...(job === undefined ? {} : { job }) } }),
+        Wire.json(
+          http,
+          HttpClientRequest.get("/ext/0/worker/ping").pipe(
+            HttpClientRequest.setUrlParams({ wait_ms: String(wait), ...(job === undefined ? {} : { job }) })
+          )
+        ).pipe(Effect.flatMap(decodePing)),
         { retryAll: true, timeout: waitMs + 30_000 }
       ).pipe(
         Effect.orDie,
@@ -296,7 +303,15 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
       return yield* untilPoweroff
     }
 
-    yield* Effect.logInfo(`running job ${jobId.right} (${JSON.stringify(job.name)}), ${job.tasks.length} tasks`)
+    // Said once the first task has started (or before the job completes, if none does): a log
+    // line is CPU that the first task need not wait for.
+    let announced = false
+    const running = `running job ${jobId.right} (${JSON.stringify(job.name)}), ${job.tasks.length} tasks`
+    const announce = Effect.suspend(() => {
+      if (announced) return Effect.void
+      announced = true
+      return Effect.logInfo(running)
+    })
     // While the job runs, a long-poll with its id waits for power-off (the job cancelled, the
     // worker recycled): the job is then interrupted, which kills its process groups.
     const watch = Effect.gen(function*() {
@@ -319,7 +334,7 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
         events: config.events,
         ...(identity !== undefined ? { identity } : {}),
         // The restart guard is written before anything of the job runs, fsync'd once it does.
-        afterFirstSpawn: durable.pipe(Effect.orDie),
+        afterFirstSpawn: Effect.zipRight(announce, Effect.orDie(durable)),
         worker: facts,
         spareControl
       }).pipe(Effect.map((r) => (r.failed ? "failed" : "completed"))),

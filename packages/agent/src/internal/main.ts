@@ -23,6 +23,12 @@ const HttpClientLive = NodeHttpClient.layerWithoutAgent.pipe(
 )
 
 /**
+ * No spans: an agent exports none, and making them (one per HTTP call, with an attribute per
+ * header) is CPU between a job's assignment and its first task.
+ */
+const NoTracing = Layer.setTracerEnabled(false)
+
+/**
  * Runs the agent until it powers off, then exits the process (`NodeRuntime.runMain`).
  *
  * @internal
@@ -33,7 +39,7 @@ export const runAgent = (config: Agent.Config): void => {
   Agent.run(config).pipe(
     // node:http rather than undici: as fast here, and a third of the bundle less to load on
     // every agent start.
-    Effect.provide(Layer.merge(HttpClientLive, LoggerLive)),
+    Effect.provide(Layer.mergeAll(HttpClientLive, LoggerLive, NoTracing)),
     NodeRuntime.runMain({ disablePrettyLogger: true })
   )
 }
@@ -47,7 +53,7 @@ export const runAgent = (config: Agent.Config): void => {
 export const runHost = (): void => {
   const stderrLogger = Logger.map(Logger.jsonLogger, (line) => process.stderr.write(`${line}\n`))
   Host.serve(process.stdin, process.stdout).pipe(
-    Effect.provide(Layer.merge(HttpClientLive, Logger.replace(Logger.defaultLogger, stderrLogger))),
+    Effect.provide(Layer.mergeAll(HttpClientLive, Logger.replace(Logger.defaultLogger, stderrLogger), NoTracing)),
     NodeRuntime.runMain({ disablePrettyLogger: true })
   )
 }

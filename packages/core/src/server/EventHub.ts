@@ -4,19 +4,43 @@
  * a watcher takes a signal, reads what is new, and waits on the signal only if nothing was new,
  * so no change between the read and the wait is missed.
  *
+ * A wait is one callback on the signal and one timer, not a race of fibers: the long-poll that
+ * hands a job to an agent resumes in one step of the scheduler after the assignment commits.
+ *
  * @since 0.1.0
  */
-import { Context, Deferred, Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 
 /**
- * The hub: `signal(job)` returns a `Deferred` completed by the next `notify(job)`.
+ * One "next change" of a key, taken with `EventHub.signal` before reading and waited on with
+ * `EventHub.wait` after. It fires once; a later change needs a new signal.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Signal {
+  /** Whether the change it stands for has happened (or the hub has closed). */
+  readonly fired: boolean
+}
+
+/**
+ * The hub.
+ *
+ * - `notify(key)`: fires the key's signal, if anyone took one.
+ * - `signal(key)`: the key's next signal (shared by everyone who waits on the key).
+ * - `wait(signal, millis)`: waits until the signal fires or the hub closes (`true`), or for
+ *   `millis` ms (`false`). Interruptible; an interrupted wait leaves nothing behind.
+ * - `close`: fires every signal, and every signal taken from then on is already fired, so that
+ *   waiters answer at once when the server begins to stop (`Signals.announceStop`).
  *
  * @since 0.1.0
  * @category models
  */
 export interface EventHub {
-  readonly notify: (job: string) => Effect.Effect<void>
-  readonly signal: (job: string) => Effect.Effect<Deferred.Deferred<void>>
+  readonly notify: (key: string) => Effect.Effect<void>
+  readonly signal: (key: string) => Effect.Effect<Signal>
+  readonly wait: (signal: Signal, millis: number) => Effect.Effect<boolean>
+  readonly close: Effect.Effect<void>
 }
 
 /**
@@ -35,6 +59,23 @@ export const workerKey = (worker: string): string => `worker/${worker}`
  */
 export const EventHub = Context.GenericTag<EventHub>("@buildomat/core/server/EventHub")
 
+class SignalImpl implements Signal {
+  fired = false
+  readonly listeners = new Set<() => void>()
+  fire() {
+    if (this.fired) return
+    this.fired = true
+    for (const f of this.listeners) f()
+    this.listeners.clear()
+  }
+}
+
+const FIRED: SignalImpl = (() => {
+  const s = new SignalImpl()
+  s.fire()
+  return s
+})()
+
 /**
  * Makes a hub. Entries exist only while someone waits, so memory follows the number of watchers,
  * not the number of jobs.
@@ -43,21 +84,46 @@ export const EventHub = Context.GenericTag<EventHub>("@buildomat/core/server/Eve
  * @category constructors
  */
 export const make: Effect.Effect<EventHub> = Effect.sync(() => {
-  const waiting = new Map<string, Deferred.Deferred<void>>()
+  const waiting = new Map<string, SignalImpl>()
+  let closed = false
   return {
-    notify: (job) =>
-      Effect.suspend(() => {
-        const d = waiting.get(job)
-        if (d === undefined) return Effect.void
-        waiting.delete(job)
-        return Deferred.succeed(d, undefined)
+    notify: (key) =>
+      Effect.sync(() => {
+        const s = waiting.get(key)
+        if (s === undefined) return
+        waiting.delete(key)
+        s.fire()
       }),
-    signal: (job) =>
-      Effect.suspend(() => {
-        const d = waiting.get(job)
-        if (d !== undefined) return Effect.succeed(d)
-        return Deferred.make<void>().pipe(Effect.tap((n) => Effect.sync(() => waiting.set(job, n))))
-      })
+    signal: (key) =>
+      Effect.sync(() => {
+        if (closed) return FIRED
+        let s = waiting.get(key)
+        if (s === undefined) waiting.set(key, (s = new SignalImpl()))
+        return s
+      }),
+    wait: (signal, millis) =>
+      Effect.async<boolean>((resume) => {
+        const s = signal as SignalImpl
+        if (s.fired) return resume(Effect.succeed(true))
+        const timer = setTimeout(() => {
+          s.listeners.delete(woken)
+          resume(Effect.succeed(false))
+        }, Math.max(0, millis))
+        const woken = () => {
+          clearTimeout(timer)
+          resume(Effect.succeed(true))
+        }
+        s.listeners.add(woken)
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          s.listeners.delete(woken)
+        })
+      }),
+    close: Effect.sync(() => {
+      closed = true
+      for (const s of waiting.values()) s.fire()
+      waiting.clear()
+    })
   }
 })
 

@@ -142,13 +142,17 @@ const make = Effect.gen(function*() {
     Effect.flatMap(mustExist(id), (j) =>
       j.worker === worker ? Effect.succeed(j) : Effect.fail(new Forbidden({ message: "not your job" })))
 
-  /** Inserts events for a job inside the caller's transaction; returns the last seq. */
+  /**
+   * Inserts events for a job inside the caller's transaction; returns the last seq. `after` is
+   * the job's last seq when the caller knows it (0 for a job inserted in the same transaction).
+   */
   const insertEvents = (
     job: string,
-    events: ReadonlyArray<{ task: number | null; stream: string; time_remote: string | null; payload: string }>
+    events: ReadonlyArray<{ task: number | null; stream: string; time_remote: string | null; payload: string }>,
+    after?: number
   ) =>
     Effect.gen(function*() {
-      const last = yield* maxSeq(job)
+      const last = after ?? (yield* maxSeq(job))
       const time = now()
       let seq = last
       for (let i = 0; i < events.length; i += 500) {
@@ -166,36 +170,47 @@ const make = Effect.gen(function*() {
       return seq
     })
 
-  const control = (job: string, payload: string) =>
-    insertEvents(job, [{ task: null, stream: "control", time_remote: null, payload }])
+  const control = (job: string, payload: string, after?: number) =>
+    insertEvents(job, [{ task: null, stream: "control", time_remote: null, payload }], after)
 
-  const setTime = (job: string, name: string, time: string) =>
-    sql`INSERT OR IGNORE INTO job_time (job, name, time) VALUES (${job}, ${name}, ${time})`
+  const setTime = (job: string, name: string, time: string) => setTimes(job, [[name, time]])
+
+  /** Records several of a job's times (`name`, ISO time) at once; a time already set is kept. */
+  const setTimes = (job: string, times: ReadonlyArray<readonly [string, string]>) =>
+    sql`INSERT OR IGNORE INTO job_time ${sql.insert(times.map(([name, time]) => ({ job, name, time })))}`
 
   /**
    * Queued jobs (ready, not yet assigned, not cancelled, not complete), oldest first: of one
    * target if `targetId` is given, older than `before` if given, at most `limit`.
    */
-  const queued = (options: { readonly targetId?: string; readonly before?: string; readonly limit: number }) =>
+  const queued = (options: { readonly targetId?: string; readonly limit: number }) =>
     sql<{ id: string; target_id: string }>`
       SELECT id, target_id FROM job
-      WHERE complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0
+      WHERE ${isQueued}
         ${options.targetId === undefined ? sql`` : sql`AND target_id = ${options.targetId}`}
-        ${options.before === undefined ? sql`` : sql`AND id < ${options.before}`}
       ORDER BY id LIMIT ${options.limit}`
+
+  /** What makes a row of `job` queued (unqualified: it applies to the innermost `job`). */
+  const isQueued = sql`complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0`
 
   /**
    * Workers free to take a job: bootstrapped, not deleted, recycled or held, and without a job
-   * (a worker runs one job, ever); of one target if `targetId` is given; newest first.
+   * (a worker runs one job, ever); of one target if `targetId` is given; newest first. With
+   * `unlessQueued` (and a target), none while a job of the target is queued: those go first.
    */
-  const freeWorkers = (targetId?: string) =>
+  const freeWorkers = (targetId?: string, options?: { readonly unlessQueued?: boolean; readonly limit?: number }) =>
     sql<FreeWorker>`
       SELECT w.id, w.target, coalesce(f.name, w.factory) AS factory, w.factory_private
       FROM worker w LEFT JOIN factory f ON f.id = w.factory
       WHERE w.deleted = 0 AND w.recycle = 0 AND w.hold_time IS NULL AND w.token_hash IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM job j WHERE j.worker = w.id)
         ${targetId === undefined ? sql`` : sql`AND w.target = ${targetId}`}
-      ORDER BY w.id DESC`
+        ${
+      targetId !== undefined && options?.unlessQueued === true
+        ? sql`AND NOT EXISTS (SELECT 1 FROM job WHERE target_id = ${targetId} AND ${isQueued})`
+        : sql``
+    }
+      ORDER BY w.id DESC ${options?.limit === undefined ? sql`` : sql`LIMIT ${options.limit}`}`
 
   /**
    * Assigns a queued job to a free worker, inside the caller's transaction: the job's worker, its
@@ -207,12 +222,13 @@ const make = Effect.gen(function*() {
       yield* sql`UPDATE job SET worker = ${w.id} WHERE id = ${job} AND worker IS NULL`
       const t = now()
       yield* setTime(job, "assigned", t)
-      const waited = Date.parse(t) - Ids.timestamp(job)
-      yield* control(
-        job,
-        `job assigned to worker ${w.id} [factory ${w.factory}, ${w.factory_private ?? "-"}] (queued for ${waited} ms)`
-      )
+      yield* control(job, assignedMessage(job, w, t))
     })
+
+  /** The control event of an assignment at `time`, as buildomat words it. */
+  const assignedMessage = (job: string, w: FreeWorker, time: string) =>
+    `job assigned to worker ${w.id} [factory ${w.factory}, ${w.factory_private ?? "-"}] ` +
+    `(queued for ${Date.parse(time) - Ids.timestamp(job)} ms)`
 
   const resolveTarget = (name: string) =>
     Effect.gen(function*() {
@@ -277,6 +293,10 @@ const make = Effect.gen(function*() {
       const submitTime = new Date(Ids.timestamp(id)).toISOString()
       const assigned = yield* sql.withTransaction(
         Effect.gen(function*() {
+          // Dispatch at submit: a free worker of the target takes the job in this transaction,
+          // unless jobs of the target are queued (the scheduler serves them first). The job is
+          // stored with its worker, so an assignment adds no statement of its own.
+          const [w] = waiting ? [] : yield* freeWorkers(target.value.id, { unlessQueued: true, limit: 1 })
           yield* sql`INSERT INTO job ${
             sql.insert({
               id,
@@ -284,7 +304,8 @@ const make = Effect.gen(function*() {
               name: body.name,
               target: body.target,
               target_id: target.value.id,
-              waiting: waiting ? 1 : 0
+              waiting: waiting ? 1 : 0,
+              worker: w?.id ?? null
             })
           }`
           yield* sql`INSERT INTO task ${
@@ -316,16 +337,17 @@ const make = Effect.gen(function*() {
             yield* sql`INSERT INTO job_tag ${sql.insert(tags.map(([name, value]) => ({ job: id, name, value })))}`
           }
           yield* JobModelRules.insert(sql, id, model.right)
-          yield* setTime(id, "submit", submitTime)
-          if (waiting) return undefined
-          yield* setTime(id, "ready", submitTime)
-          // Dispatch at submit: a free worker of the target takes the job in this transaction,
-          // unless older jobs queue for the target (the scheduler serves them first).
-          const [older] = yield* queued({ targetId: target.value.id, before: id, limit: 1 })
-          if (older !== undefined) return undefined
-          const [w] = yield* freeWorkers(target.value.id)
-          if (w === undefined) return undefined
-          yield* assign(id, w)
+          if (waiting) {
+            yield* setTime(id, "submit", submitTime)
+            return undefined
+          }
+          if (w === undefined) {
+            yield* setTimes(id, [["submit", submitTime], ["ready", submitTime]])
+            return undefined
+          }
+          const t = now()
+          yield* setTimes(id, [["submit", submitTime], ["ready", submitTime], ["assigned", t]])
+          yield* control(id, assignedMessage(id, w, t), 0)
           return w.id
         })
       ).pipe(Effect.orDie)
@@ -333,6 +355,8 @@ const make = Effect.gen(function*() {
         yield* hub.notify(workerKey(assigned))
         yield* hub.notify(id)
         yield* signals.provisioner.wake
+        // The worker's long-poll answers before this response is encoded and written.
+        yield* Effect.yieldNow()
       } else {
         yield* signals.wakeAll
       }

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Context, Deferred, Duration, Effect, Layer, Option, Queue } from "effect"
+import { EventHub } from "./EventHub.js"
 
 /**
  * A coalescing wake-up: many `wake`s before one `wait` count as one.
@@ -58,12 +59,17 @@ export const layer: Layer.Layer<Signals> = Layer.effect(
 )
 
 /**
- * Completes `Signals.stopping` when its scope closes: the server puts it among the layers
- * released first, before the HTTP server and the stores.
+ * Completes `Signals.stopping` and closes the `EventHub` (every waiter answers) when its scope
+ * closes: the server puts it among the layers released first, before the HTTP server and the
+ * stores.
  *
  * @since 0.1.0
  * @category layers
  */
-export const announceStop: Layer.Layer<never, never, Signals> = Layer.scopedDiscard(
-  Effect.flatMap(Signals, (s) => Effect.addFinalizer(() => Deferred.succeed(s.stopping, undefined)))
+export const announceStop: Layer.Layer<never, never, Signals | EventHub> = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const s = yield* Signals
+    const hub = yield* EventHub
+    yield* Effect.addFinalizer(() => Effect.zipRight(Deferred.succeed(s.stopping, undefined), hub.close))
+  })
 )

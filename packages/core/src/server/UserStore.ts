@@ -96,16 +96,44 @@ const make = Effect.gen(function*() {
       )
     )
 
-  /** The user a bearer token belongs to. */
+  // The users of the tokens seen lately, by token hash, so that authenticating a request reads
+  // nothing. Only `grant` and `revoke` change what is kept here (users are never deleted and
+  // their tokens never change); they clear it, and `generation` keeps a lookup that read before
+  // their write from storing what it read.
+  const known = new Map<string, UserRecord>()
+  let generation = 0
+  const forget = Effect.sync(() => {
+    generation++
+    known.clear()
+  })
+
+  /** The user a bearer token belongs to (one statement, or none for a token seen lately). */
   const byToken = (token: string) =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
       const h = Tokens.hash(token)
-      const rows = yield* sql<{ id: string; name: string; time_create: string; token_hash: string }>`
-        SELECT id, name, time_create, token_hash FROM user WHERE token_hash = ${h}`
-      const r = rows[0]
-      if (r === undefined || !Tokens.hashesEqual(r.token_hash, h)) return Option.none<UserRecord>()
-      const [u] = yield* withPrivileges([r])
-      return Option.fromNullable(u)
+      const hit = known.get(h)
+      if (hit !== undefined) return Effect.succeed(Option.some(hit))
+      const seen = generation
+      return sql<{ id: string; name: string; time_create: string; token_hash: string; privileges: string }>`
+        SELECT id, name, time_create, token_hash,
+          (SELECT json_group_array(privilege) FROM
+            (SELECT privilege FROM user_privilege WHERE user = u.id ORDER BY privilege)) AS privileges
+        FROM user u WHERE token_hash = ${h}`.pipe(
+        Effect.map(([r]) => {
+          if (r === undefined || !Tokens.hashesEqual(r.token_hash, h)) return Option.none<UserRecord>()
+          const u: UserRecord = {
+            id: r.id as Ids.UserId,
+            name: r.name,
+            time_create: r.time_create,
+            privileges: JSON.parse(r.privileges)
+          }
+          if (seen === generation) {
+            if (known.size >= 4096) known.clear()
+            known.set(h, u)
+          }
+          return Option.some(u)
+        })
+      )
     }).pipe(Effect.orDie)
 
   /**
@@ -120,14 +148,20 @@ const make = Effect.gen(function*() {
         )
       }
       yield* get(id)
-      yield* sql`INSERT OR IGNORE INTO user_privilege (user, privilege) VALUES (${id}, ${privilege})`.pipe(Effect.orDie)
+      yield* sql`INSERT OR IGNORE INTO user_privilege (user, privilege) VALUES (${id}, ${privilege})`.pipe(
+        Effect.ensuring(forget),
+        Effect.orDie
+      )
     })
 
   /** `DELETE /0/users/{user}/privilege/{privilege}`: idempotent; 404 for an unknown user. */
   const revoke = (id: string, privilege: string) =>
     Effect.gen(function*() {
       yield* get(id)
-      yield* sql`DELETE FROM user_privilege WHERE user = ${id} AND privilege = ${privilege}`.pipe(Effect.orDie)
+      yield* sql`DELETE FROM user_privilege WHERE user = ${id} AND privilege = ${privilege}`.pipe(
+        Effect.ensuring(forget),
+        Effect.orDie
+      )
     })
 
   /**

@@ -144,22 +144,20 @@ const make = Effect.gen(function*() {
   /** What a ping answers, without recording the ping. */
   const pingView = (id: string) =>
     Effect.gen(function*() {
-      const w = yield* get(id)
-      if (Option.isNone(w)) return { poweroff: true } satisfies WorkerPingResult
+      const [w] = yield* sql<WorkerRow & { factory_name: string | null }>`
+        SELECT w.*, f.name AS factory_name FROM worker w LEFT JOIN factory f ON f.id = w.factory
+        WHERE w.id = ${id}`.pipe(Effect.orDie)
+      if (w === undefined) return { poweroff: true } satisfies WorkerPingResult
       // buildomat: poweroff = (recycle || deleted) && !held && !diagnostics.
-      const poweroff = (w.value.recycle === 1 || w.value.deleted === 1) && w.value.hold_time === null &&
-        !w.value.diagnostics
+      const poweroff = (w.recycle === 1 || w.deleted === 1) && w.hold_time === null && !w.diagnostics
       const j = yield* jobOf(id)
       // The job is withheld while the factory still forwards boot logs (`wait_for_flush`).
-      const job = Option.isSome(j) && !j.value.complete && !w.value.wait_for_flush ? yield* jobs.pingJob(j.value) : null
-      const [f] = yield* sql<{ id: string; name: string }>`SELECT id, name FROM factory WHERE id = ${w.value.factory}`.pipe(
-        Effect.orDie
-      )
+      const job = Option.isSome(j) && !j.value.complete && !w.wait_for_flush ? yield* jobs.pingJob(j.value) : null
       return {
         poweroff,
         job,
-        factory_metadata: w.value.factory_metadata != null ? JSON.parse(w.value.factory_metadata) : null,
-        factory_info: f !== undefined ? { id: f.id, name: f.name, private: w.value.factory_private } : null
+        factory_metadata: w.factory_metadata != null ? JSON.parse(w.factory_metadata) : null,
+        factory_info: w.factory_name !== null ? { id: w.factory, name: w.factory_name, private: w.factory_private } : null
       } satisfies WorkerPingResult
     })
 
@@ -177,21 +175,24 @@ const make = Effect.gen(function*() {
       // `lastping` is when the request arrived: the answer to a wake-up (an assignment) is then
       // not held up by a write of its own.
       yield* touch(id)
+      let signalled = false
       for (;;) {
         const signal = yield* hub.signal(key)
-        const [st] = yield* sql<{ off: number; job: string | null }>`
-          SELECT ((w.recycle = 1 OR w.deleted = 1) AND w.hold_time IS NULL AND w.diagnostics = 0) AS off,
-            CASE WHEN w.wait_for_flush = 1 THEN NULL
-              ELSE (SELECT j.id FROM job j WHERE j.worker = w.id AND j.complete = 0) END AS job
-          FROM worker w WHERE w.id = ${id}`.pipe(Effect.orDie)
         const left = deadline - Date.now()
-        if (st === undefined || st.off || st.job !== knownJob || left <= 0 || (yield* Deferred.isDone(signals.stopping))) {
-          return yield* pingView(id)
+        const done = left <= 0 || (yield* Deferred.isDone(signals.stopping))
+        if (signalled || done) {
+          // A signal is likely news (a job assigned): the whole answer at once, not a check first.
+          const view = yield* pingView(id)
+          if (done || view.poweroff || (view.job?.id ?? null) !== knownJob) return view
+        } else {
+          const [st] = yield* sql<{ off: number; job: string | null }>`
+            SELECT ((w.recycle = 1 OR w.deleted = 1) AND w.hold_time IS NULL AND w.diagnostics = 0) AS off,
+              CASE WHEN w.wait_for_flush = 1 THEN NULL
+                ELSE (SELECT j.id FROM job j WHERE j.worker = w.id AND j.complete = 0) END AS job
+            FROM worker w WHERE w.id = ${id}`.pipe(Effect.orDie)
+          if (st === undefined || st.off || st.job !== knownJob) return yield* pingView(id)
         }
-        yield* Deferred.await(signal).pipe(
-          Effect.raceFirst(Deferred.await(signals.stopping)),
-          Effect.timeoutOption(Math.min(left, 1000))
-        )
+        signalled = yield* hub.wait(signal, Math.min(left, 1000))
       }
     })
 

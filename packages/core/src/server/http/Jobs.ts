@@ -103,11 +103,7 @@ export const JobsLive = HttpApiBuilder.group(BuildomatApi, "jobs", (handlers) =>
                 out += "event: complete\ndata: -\n\n"
                 finished = true
               } else {
-                const woke = yield* Deferred.await(sig).pipe(
-                  Effect.raceFirst(Deferred.await(signals.stopping)),
-                  Effect.timeoutOption("5 seconds")
-                )
-                if (Option.isNone(woke)) out += ": nothing happens\n\n"
+                if (!(yield* hub.wait(sig, 5_000))) out += ": nothing happens\n\n"
               }
             }
             return Chunk.of(encoder.encode(out))
