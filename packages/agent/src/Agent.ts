@@ -20,7 +20,9 @@ import * as EventLog from "./internal/events.js"
 import { rehearse, runJob } from "./internal/job.js"
 import * as Processes from "./internal/processes.js"
 import { describe, retrying } from "./internal/retry.js"
+import * as Spare from "./internal/spare.js"
 import * as State from "./internal/state.js"
+import { randomAlphanumeric } from "./internal/state.js"
 import { currentIdentity } from "./internal/task.js"
 import * as Wire from "./internal/wire.js"
 
@@ -161,8 +163,8 @@ export const defaultBmatCommand = (): ReadonlyArray<string> | undefined => {
  *    a post-job one is announced (`POST /0/worker/diagnostics/enable`). The metadata and the
  *    factory info of the latest pings are what tasks see through `bmat address list` and
  *    `bmat factory`.
- * 5. Adopt the job (`job.json`, created exclusively before anything runs, fsync'd once the first
- *    task has started) and run it: inputs, each task as `/bin/bash <script>` in its own process
+ * 5. Adopt the job (`job.json`, made exclusively before anything runs from an empty file
+ *    created while the agent waited, fsync'd once the first task has started) and run it: inputs, each task as `/bin/bash <script>` in its own process
  *    group until one fails, every output line sent as numbered batches that the server stores exactly once, the files
  *    matching the output rules uploaded and checked (size, SHA-256), then
  *    `POST /0/worker/job/{job}/complete {failed}`. Meanwhile a long-poll with the job's id waits
@@ -267,6 +269,20 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
       (c) => (c !== undefined && c.take() ? c.close : Effect.void)
     )
 
+    // The restart guard and the first task's script, made ahead (`Spare`): creating a file is the
+    // slow part of writing one. Removed here if no job took them.
+    const spareJobFile = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        fs.rmSync(State.pendingJobFile(config.stateDir), { force: true }) // a crash's leftover
+        return Spare.make(State.pendingJobFile(config.stateDir))
+      }),
+      (f) => Effect.sync(() => f?.release())
+    )
+    const spareScript = yield* Effect.acquireRelease(
+      Effect.sync(() => Spare.make(path.join(os.tmpdir(), `${randomAlphanumeric(16)}.sh`))),
+      (f) => Effect.sync(() => f?.release())
+    )
+
     const identity = config.home !== undefined ? { ...currentIdentity(), home: config.home } : undefined
     let job: Workers.WorkerPingJob | undefined
     let durable: Effect.Effect<void, State.StateError> = Effect.void
@@ -285,7 +301,7 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
       }
       if (result.job !== undefined && result.job !== null) {
         job = result.job
-        durable = yield* State.adoptJob(config.stateDir, result)
+        durable = yield* State.adoptJob(config.stateDir, result, spareJobFile)
         break
       }
       if (!rehearsed) {
@@ -336,7 +352,8 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
         // The restart guard is written before anything of the job runs, fsync'd once it does.
         afterFirstSpawn: Effect.zipRight(announce, Effect.orDie(durable)),
         worker: facts,
-        spareControl
+        spareControl,
+        spareScript
       }).pipe(Effect.map((r) => (r.failed ? "failed" : "completed"))),
       watch
     )

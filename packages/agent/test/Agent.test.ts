@@ -126,7 +126,11 @@ describe("Agent.run against the real server", () => {
         assert.deepStrictEqual(JSON.parse(b.body!), { bootstrap: agent.request.bootstrap, token: agentJson.token })
       }
       assert.strictEqual((yield* Effect.promise(() => fs.stat(path.join(agent.stateDir, "agent.json")))).mode & 0o777, 0o600)
-      yield* Effect.promise(() => fs.access(path.join(agent.stateDir, "job.json")))
+      // The restart guard: the job as the ping gave it, mode 0600, and no second name left.
+      const guard = path.join(agent.stateDir, "job.json")
+      assert.strictEqual(JSON.parse(yield* Effect.promise(() => fs.readFile(guard, "utf8"))).job.id, id)
+      assert.strictEqual((yield* Effect.promise(() => fs.stat(guard))).mode & 0o777, 0o600)
+      assert.deepStrictEqual(fsSync.readdirSync(agent.stateDir).filter((f) => f.startsWith("job.json")), ["job.json"])
 
       // Every event once, in order, despite the failed appends.
       const appends = statuses(proxy, /^\/ext\/0\/worker\/job\/[^/]+\/append$/)
@@ -293,8 +297,12 @@ describe("Agent.run against the real server", () => {
       const agent = yield* Queue.take(server.launched)
       yield* c.api.jobs.cancel({ path: { job: jobId(prime.id) } })
       yield* waitUntil("the rehearsal", () => logs.some((l) => /^rehearsed a job in \d+ ms; waiting for work$/.test(l)))
-      // Left behind: only the first task's control channel, made ahead.
-      assert.deepStrictEqual(leftovers().map((f) => f.replace(/-.*/, "")), ["bmat"])
+      // Left behind: only the first task's control channel and (empty) script file, made ahead.
+      assert.deepStrictEqual(leftovers().map((f) => (f.endsWith(".sh") ? "script" : f.replace(/-.*/, ""))).sort(), [
+        "bmat",
+        "script"
+      ])
+      assert.deepStrictEqual(fsSync.readdirSync(agent.stateDir).sort(), ["agent.json", "job.json.pending"])
       assert.deepStrictEqual(fsSync.readdirSync(agent.root), [])
 
       const { id } = yield* c.api.jobs.submit({

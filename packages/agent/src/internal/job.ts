@@ -17,6 +17,7 @@ import * as Control from "./control.js"
 import * as EventLog from "./events.js"
 import * as Inputs from "./inputs.js"
 import type { Processes } from "./processes.js"
+import type { SpareFile } from "./spare.js"
 import { describe, retrying } from "./retry.js"
 import * as Rules from "./rules.js"
 import * as Task from "./task.js"
@@ -45,6 +46,8 @@ export interface JobContext {
   readonly worker?: Control.WorkerFacts | undefined
   /** A control channel made ahead, for the first task (`Control.makeChannel`). */
   readonly spareControl?: Control.Channel | undefined
+  /** An empty script file made ahead, for the first task (`Spare.make`). */
+  readonly spareScript?: SpareFile | undefined
   /** A rehearsal (`rehearse`): events are dropped and nothing is reported to the server. */
   readonly dryRun?: boolean | undefined
 }
@@ -83,7 +86,7 @@ const REHEARSAL_JOB = "00000000000000000000000000" as Ids.JobId
  * several milliseconds sooner. Bounded by 2 s; never fails.
  */
 export const rehearse = (
-  ctx: Omit<JobContext, "root" | "stateDir" | "dryRun" | "afterFirstSpawn" | "spareControl">
+  ctx: Omit<JobContext, "root" | "stateDir" | "dryRun" | "afterFirstSpawn" | "spareControl" | "spareScript">
 ): Effect.Effect<void> =>
   Effect.scoped(Effect.gen(function*() {
     const dir = yield* Effect.acquireRelease(
@@ -155,6 +158,7 @@ export const runJob = (
           identity,
           tmpdir,
           control: (t) => Control.open(control, t, ctx.spareControl),
+          spareScript: ctx.spareScript,
           afterSpawn: ctx.afterFirstSpawn
         })
         yield* log.flush

@@ -10,6 +10,7 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Data, Effect } from "effect"
+import * as Spare from "./spare.js"
 
 /** Reading or writing the state directory failed. */
 export class StateError extends Data.TaggedError("StateError")<{
@@ -92,21 +93,47 @@ export const jobAdopted = (dir: string): Effect.Effect<boolean, StateError> =>
       (e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? false : Promise.reject(e))
     ))
 
+/** Where a `job.json` is made ahead (`Spare.make`), while the agent waits for work. */
+export const pendingJobFile = (dir: string): string => path.join(dir, "job.json.pending")
+
 /**
- * Records that a job was adopted: `job.json` (the ping result, pretty JSON), created exclusively
+ * Records that a job was adopted: `job.json` (the ping result, pretty JSON), made exclusively
  * (fails if it already exists) and written at once, so that an agent process that restarts finds
- * it. The effect returned makes it durable (`fsync`), the first time it runs; the agent runs it
- * right after the first task has started: an `fsync` holds up the file system's other writers
- * (the script file, the logs) for milliseconds on some machines, so only a machine that loses
- * power within those milliseconds could forget the job.
+ * it. With `prepared` (an empty `pendingJobFile`, made while the agent waited), the text is
+ * written there and the file hard-linked as `job.json`, which is as exclusive and much cheaper
+ * than creating a file; where links are not supported, `job.json` is created. The effect
+ * returned makes it durable (`fsync`), the first time it runs; the agent runs it right after the
+ * first task has started: an `fsync` holds up the file system's other writers (the script file,
+ * the logs) for milliseconds on some machines, so only a machine that loses power within those
+ * milliseconds could forget the job.
  */
-export const adoptJob = (dir: string, ping: unknown): Effect.Effect<Effect.Effect<void, StateError>, StateError> =>
+export const adoptJob = (
+  dir: string,
+  ping: unknown,
+  prepared?: Spare.SpareFile | undefined
+): Effect.Effect<Effect.Effect<void, StateError>, StateError> =>
   Effect.gen(function*() {
+    const text = JSON.stringify(ping, null, 2) + "\n"
+    // The second name of a linked `job.json`, removed once it is durable.
+    let leftover: string | undefined
     const fd = yield* Effect.try({
       try: () => {
+        const spare = prepared?.take()
+        if (spare !== undefined) {
+          try {
+            fsSync.writeFileSync(spare, text)
+            fsSync.linkSync(prepared!.path, jobFile(dir))
+            leftover = prepared!.path
+            return spare
+          } catch (e) {
+            fsSync.closeSync(spare)
+            fsSync.rmSync(prepared!.path, { force: true })
+            if ((e as NodeJS.ErrnoException).code === "EEXIST") throw e
+          }
+        }
         const fd = fsSync.openSync(jobFile(dir), "wx", 0o600)
         try {
-          fsSync.writeFileSync(fd, JSON.stringify(ping, null, 2) + "\n")
+          fsSync.writeFileSync(fd, text)
         } catch (e) {
           fsSync.closeSync(fd)
           throw e
@@ -119,7 +146,11 @@ export const adoptJob = (dir: string, ping: unknown): Effect.Effect<Effect.Effec
     const sync = () =>
       synced ??= new Promise<void>((resolve, reject) =>
         fsSync.fsync(fd, (e) => {
-          fsSync.close(fd, () => (e === null ? resolve() : reject(e)))
+          fsSync.close(fd, () => {
+            if (leftover !== undefined) fsSync.rm(leftover, { force: true }, () => (e === null ? resolve() : reject(e)))
+            else if (e === null) resolve()
+            else reject(e)
+          })
         })
       )
     return Effect.tryPromise({

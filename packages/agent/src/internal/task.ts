@@ -17,6 +17,7 @@ import type { EventLog } from "./events.js"
 import { LineSplitter } from "./lines.js"
 import { groupAlive, type Processes } from "./processes.js"
 import * as Root from "./root.js"
+import type { SpareFile } from "./spare.js"
 import { randomAlphanumeric } from "./state.js"
 
 /** The `PATH` tasks get unless `env_clear`: buildomat's, with `/usr/local` first. */
@@ -71,6 +72,8 @@ export interface TaskContext {
   >) | undefined
   /** Runs once the task's process has started (while it runs). */
   readonly afterSpawn?: Effect.Effect<void> | undefined
+  /** An empty script file made ahead (in `tmpdir`), used if not yet taken. */
+  readonly spareScript?: SpareFile | undefined
 }
 
 /**
@@ -200,15 +203,24 @@ export const runTask = (task: Workers.WorkerPingTask, ctx: TaskContext): Effect.
     const env = environment(task, ctx.jobId, root, identity)
     const cwd = Root.toReal(root, task.workdir === "" ? "/" : task.workdir)
     const tmpdir = ctx.tmpdir ?? os.tmpdir()
-    const file = path.join(tmpdir, `${randomAlphanumeric(16)}.sh`)
+    const spare = ctx.spareScript?.take()
+    const file = spare !== undefined ? ctx.spareScript!.path : path.join(tmpdir, `${randomAlphanumeric(16)}.sh`)
     const script = task.script.endsWith("\n") ? task.script : `${task.script}\n`
-    // The working directory and the script file (create-exclusive, removed with the task).
-    // Synchronous: a few microseconds each, and nothing else gets to run before the spawn.
+    // The working directory and the script file (create-exclusive, or made ahead; removed with
+    // the task). Synchronous: nothing else gets to run before the spawn.
     const prepared = yield* Effect.acquireRelease(
       Effect.try(() => {
         fsSync.mkdirSync(cwd, { recursive: true })
         if (Root.isMapped(root) && !task.env_clear) fsSync.mkdirSync(path.join(root, "home"), { recursive: true })
-        fsSync.writeFileSync(file, script, { flag: "wx", mode: 0o600 })
+        if (spare !== undefined) {
+          try {
+            fsSync.writeFileSync(spare, script)
+          } finally {
+            fsSync.closeSync(spare)
+          }
+        } else {
+          fsSync.writeFileSync(file, script, { flag: "wx", mode: 0o600 })
+        }
         if (isRoot && task.uid !== 0) fsSync.chownSync(file, task.uid, task.gid)
       }).pipe(Effect.either),
       () => Effect.promise(() => fs.rm(file, { force: true }))
