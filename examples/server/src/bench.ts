@@ -21,7 +21,7 @@
  * - artefact upload: one 256 MiB output, in three jobs one after another; MB/s from the agent's
  *   `uploading:` event to its `uploaded:` event (parts sent, stored, committed with size and
  *   SHA-256 checked), the median run and every run (this machine's disk gives the same upload
- *   anything from 230 to 420 MB/s from one minute to the next), the SHA-256 recorded compared
+ *   anything from 230 to 520 MB/s from one minute to the next), the SHA-256 recorded compared
  *   with the expected one, and the server process's peak RSS during the uploads against its RSS
  *   before.
  *
