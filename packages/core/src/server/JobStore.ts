@@ -181,7 +181,7 @@ const make = Effect.gen(function*() {
 
   /**
    * Queued jobs (ready, not yet assigned, not cancelled, not complete), oldest first: of one
-   * target if `targetId` is given, older than `before` if given, at most `limit`.
+   * target if `targetId` is given, at most `limit`.
    */
   const queued = (options: { readonly targetId?: string; readonly limit: number }) =>
     sql<{ id: string; target_id: string }>`
@@ -337,16 +337,13 @@ const make = Effect.gen(function*() {
             yield* sql`INSERT INTO job_tag ${sql.insert(tags.map(([name, value]) => ({ job: id, name, value })))}`
           }
           yield* JobModelRules.insert(sql, id, model.right)
-          if (waiting) {
-            yield* setTime(id, "submit", submitTime)
-            return undefined
-          }
-          if (w === undefined) {
-            yield* setTimes(id, [["submit", submitTime], ["ready", submitTime]])
-            return undefined
-          }
           const t = now()
-          yield* setTimes(id, [["submit", submitTime], ["ready", submitTime], ["assigned", t]])
+          yield* setTimes(id, [
+            ["submit", submitTime],
+            ...(waiting ? [] : [["ready", submitTime] as const]),
+            ...(w === undefined ? [] : [["assigned", t] as const])
+          ])
+          if (w === undefined) return undefined
           yield* control(id, assignedMessage(id, w, t), 0)
           return w.id
         })
