@@ -38,10 +38,42 @@ describe("GET /ext/0/worker/ping (long-poll)", () => {
       const waiting = yield* agent.c.api.workerExt.ping({ urlParams: { wait_ms: 20_000 } }).pipe(Effect.fork)
       yield* Effect.sleep("200 millis")
       const t1 = Date.now()
-      const { id } = yield* c.api.jobs.submit({ payload: job("real") })
+      const { id } = yield* c.api.jobs.submit({
+        payload: job("real", "", {
+          output_rules: ["/out/*.txt", "=/must/exist", "!/out/skip.txt", "%/out/log"],
+          tasks: [
+            { name: "first", script: "echo 1", env_clear: false, env: { GREETING: "héllo \"wörld\"", EMPTY: "" } },
+            { name: "second", script: "printf '%s\\n' ✓", env_clear: true, env: {}, uid: 1000, gid: 100, workdir: "/work" }
+          ]
+        })
+      })
       const got = yield* waiting.await.pipe(Effect.flatten)
       assert.isBelow(Date.now() - t1, 1000)
-      assert.strictEqual(got.job?.id, id)
+      // The job as submitted: tasks in order with their defaults filled in, the rules' flags.
+      assert.deepStrictEqual(got.job, {
+        id,
+        name: "real",
+        output_rules: [
+          { rule: "/out/*.txt", ignore: false, size_change_ok: false, require_match: false },
+          { rule: "/must/exist", ignore: false, size_change_ok: false, require_match: true },
+          { rule: "/out/skip.txt", ignore: true, size_change_ok: false, require_match: false },
+          { rule: "/out/log", ignore: false, size_change_ok: true, require_match: false }
+        ],
+        tasks: [
+          {
+            id: 0,
+            name: "first",
+            script: "echo 1",
+            env_clear: false,
+            env: { GREETING: "héllo \"wörld\"", EMPTY: "" },
+            uid: 0,
+            gid: 0,
+            workdir: "/"
+          },
+          { id: 1, name: "second", script: "printf '%s\\n' ✓", env_clear: true, env: {}, uid: 1000, gid: 100, workdir: "/work" }
+        ],
+        inputs: []
+      })
 
       // Busy: passing the job, the wait ends when the job is cancelled (the worker recycled).
       const busy = yield* agent.c.api.workerExt.ping({ urlParams: { wait_ms: 20_000, job: id } }).pipe(Effect.fork)

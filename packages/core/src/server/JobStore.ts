@@ -722,31 +722,47 @@ const make = Effect.gen(function*() {
       })
     ).pipe(Effect.orDie)
 
-  /** The job as the agent receives it in a ping. */
+  /**
+   * The job as the agent receives it in a ping: its tasks, output rules and the inputs that have a
+   * file (buildomat; a job runs only once all of them do), read in one statement as JSON arrays,
+   * since the answer to an assignment is on the way to the job's first task.
+   */
   const pingJob = (j: JobRow) =>
-    Effect.gen(function*() {
-      const tasks = yield* taskRows(j.id)
-      const rules = yield* ruleRows(j.id)
-      const out: WorkerPingJob = {
-        id: j.id,
-        name: j.name,
-        output_rules: rules,
-        tasks: tasks.map((t) => ({
-          id: t.seq,
-          name: t.name,
-          script: t.script,
-          env_clear: t.env_clear === 1,
-          env: JSON.parse(t.env),
-          uid: t.user_id ?? 0,
-          gid: t.group_id ?? 0,
-          workdir: t.workdir ?? "/"
+    sql<{ tasks: string; rules: string; inputs: string }>`
+      SELECT
+        (SELECT json_group_array(json_object(
+            'id', seq, 'name', name, 'script', script, 'env_clear', env_clear, 'env', env,
+            'uid', coalesce(user_id, 0), 'gid', coalesce(group_id, 0), 'workdir', coalesce(workdir, '/')
+          ) ORDER BY seq) FROM task WHERE job = ${j.id}) AS tasks,
+        (SELECT json_group_array(json_object(
+            'rule', rule, 'ignore', ignore, 'size_change_ok', size_change_ok, 'require_match', require_match
+          ) ORDER BY seq) FROM job_output_rule WHERE job = ${j.id}) AS rules,
+        (SELECT json_group_array(json_object('name', name, 'id', id) ORDER BY id, name)
+          FROM job_input WHERE job = ${j.id} AND id IS NOT NULL) AS inputs`
+      .pipe(
+        Effect.map(([r]): WorkerPingJob => ({
+          id: j.id,
+          name: j.name,
+          output_rules: (JSON.parse(r!.rules) as Array<Record<string, unknown>>).map((x) => ({
+            rule: x["rule"] as string,
+            ignore: x["ignore"] === 1,
+            size_change_ok: x["size_change_ok"] === 1,
+            require_match: x["require_match"] === 1
+          })),
+          tasks: (JSON.parse(r!.tasks) as Array<Record<string, unknown>>).map((t) => ({
+            id: t["id"] as number,
+            name: t["name"] as string,
+            script: t["script"] as string,
+            env_clear: t["env_clear"] === 1,
+            env: JSON.parse(t["env"] as string),
+            uid: t["uid"] as number,
+            gid: t["gid"] as number,
+            workdir: t["workdir"] as string
+          })),
+          inputs: JSON.parse(r!.inputs)
         })),
-        // Only the inputs that have a file (buildomat); a job runs only once all of them do.
-        inputs: yield* sql<{ name: string; id: string }>`
-          SELECT name, id FROM job_input WHERE job = ${j.id} AND id IS NOT NULL ORDER BY id, name`
-      }
-      return out
-    }).pipe(Effect.orDie)
+        Effect.orDie
+      )
 
   /**
    * `GET /0/admin/jobs?active=true`: jobs not complete and not waiting, then waiting ones, each
