@@ -9,7 +9,7 @@
 import { Schema } from "effect"
 import * as Ids from "./Ids.js"
 import { Timestamp, Uint32 } from "./Schemas.js"
-import { StreamName } from "./Workers.js"
+import * as Workers from "./Workers.js"
 
 // ---------------------------------------------------------------------------------------------
 // Administration
@@ -174,14 +174,10 @@ export const FactoryAddresses = Schema.Struct({
  * @category schemas
  */
 export const FactoryMetadata = Schema.Struct({
-  v: Schema.Literal("1"),
-  addresses: Schema.optionalWith(Schema.Array(FactoryAddresses), { default: () => [] }),
-  root_password_hash: Schema.optional(Schema.NullOr(Schema.String)),
-  root_authorized_keys: Schema.optional(Schema.NullOr(Schema.String)),
-  dump_to_rpool: Schema.optional(Schema.NullOr(Uint32)),
-  pre_job_diagnostic_script: Schema.optional(Schema.NullOr(Schema.String)),
-  post_job_diagnostic_script: Schema.optional(Schema.NullOr(Schema.String)),
-  rpool_disable_sync: Schema.optional(Schema.NullOr(Schema.Boolean))
+  // The agent's view (`Workers.FactoryMetadata`), with every address checked here: a factory
+  // must send well-formed ones, while the agent keeps the good ones of what it is sent.
+  ...Workers.FactoryMetadata.fields,
+  addresses: Schema.optionalWith(Schema.Array(FactoryAddresses), { default: () => [] })
 }).annotations({ identifier: "FactoryMetadata" })
 /** @since 0.1.0 @category models */
 export type FactoryMetadata = typeof FactoryMetadata.Type
@@ -208,7 +204,7 @@ export const FactoryWorkerAssociate = Schema.Struct({
  * @category schemas
  */
 export const FactoryWorkerAppend = Schema.Struct({
-  stream: StreamName,
+  stream: Workers.StreamName,
   time: Timestamp,
   payload: Schema.String
 }).annotations({ identifier: "FactoryWorkerAppend" })
