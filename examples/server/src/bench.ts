@@ -20,10 +20,12 @@
  *   them all back through `GET /0/jobs/{job}/events`.
  * - artefact upload: one 256 MiB output, in three jobs one after another; MB/s from the agent's
  *   `uploading:` event to its `uploaded:` event (parts sent, stored, committed with size and
- *   SHA-256 checked), the median run and every run (this machine's disk gives the same upload
- *   anything from 230 to 520 MB/s from one minute to the next), the SHA-256 recorded compared
- *   with the expected one, and the server process's peak RSS during the uploads against its RSS
- *   before.
+ *   SHA-256 checked), the median run and every run, the SHA-256 recorded compared with the
+ *   expected one, and the server process's peak RSS during the uploads against its RSS before.
+ *   Before each run, the disk's own rate: as many bytes written to a new file in the data
+ *   directory and `fdatasync`'d (`disk_write_mb_per_s`). On this machine both swing between
+ *   about 220 and 520 MB/s, sometimes within seconds; side by side, the upload runs at about the
+ *   disk's rate.
  *
  * Environment: `BENCH_DISPATCH_RUNS` (default 30), `BENCH_LINES` (200000), `BENCH_UPLOAD_MIB`
  * (256), `BENCH_UPLOAD_RUNS` (3), `BENCH_ONLY` (a comma-separated subset of `dispatch,ingest,upload`), `BENCH_SETTLE_MS`
@@ -68,6 +70,27 @@ const summary = (xs: ReadonlyArray<number>) => xs.length === 0 ? undefined : ({
 const submitJob = (c: Client.Client, script: string, rules: ReadonlyArray<string> = []) =>
   c.api.jobs.submit({
     payload: { name: "bench", target: "default", output_rules: rules, tasks: [{ name: "t", script, env_clear: false, env: {} }] }
+  })
+
+/**
+ * The disk's own rate, just before an upload: `size` bytes written to a new file in `dir` in
+ * 8 MiB writes, then `fdatasync`, as the server stores an upload; in ms. The file is removed.
+ */
+const diskWriteMs = (dir: string, size: number) =>
+  Effect.promise(async () => {
+    const file = NodePath.join(dir, `disk-probe-${process.pid}`)
+    const block = Buffer.alloc(8 * 1024 * 1024)
+    const t0 = Date.now()
+    const fh = await NodeFs.promises.open(file, "wx")
+    try {
+      for (let at = 0; at < size; at += block.length) await fh.write(block, 0, Math.min(block.length, size - at))
+      await fh.datasync()
+    } finally {
+      await fh.close()
+    }
+    const ms = Date.now() - t0
+    await NodeFs.promises.rm(file)
+    return ms
   })
 
 /** Polls until the job is complete or failed (every `every` ms). */
@@ -213,8 +236,10 @@ const main = Effect.gen(function*() {
     let peak = before
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20)
     const runs: Array<number> = []
+    const disk: Array<number> = []
     for (let i = 0; i < UPLOAD_RUNS; i++) {
       if (i > 0) yield* settle
+      disk.push(yield* diskWriteMs(NodePath.join(dir, "data"), size))
       const { id } = yield* submitJob(c, `mkdir -p out && head -c ${size} /dev/zero > out/big.bin`, ["/out/big.bin"])
       const job = yield* finish(c, id, 100)
       const events = yield* c.allEvents(id)
@@ -239,6 +264,7 @@ const main = Effect.gen(function*() {
       mb_per_s: Math.round((size / 1e6) / (ms / 1000)),
       mib_per_s: Math.round(UPLOAD_MIB / (ms / 1000)),
       runs_mb_per_s: runs.map((r) => Math.round((size / 1e6) / (r / 1000))),
+      disk_write_mb_per_s: disk.map((r) => Math.round((size / 1e6) / (r / 1000))),
       sha256_checked: true,
       server_rss_before_mib: Math.round(before / 2 ** 20),
       server_rss_peak_mib: Math.round(peak / 2 ** 20)
