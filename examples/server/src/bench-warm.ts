@@ -63,7 +63,12 @@ const cpu = () => {
   return { server: (own.user + own.system) / 1000, machine }
 }
 
-const machine = () => ({ cpus: NodeOs.cpus().length, memory_gib: Math.round(NodeOs.totalmem() / 2 ** 30), node: process.version })
+const machine = () => ({
+  cpus: NodeOs.cpus().length,
+  memory_gib: Math.round(NodeOs.totalmem() / 2 ** 30),
+  node: process.version,
+  node_flags: process.execArgv
+})
 
 const trivial = (name: string) => ({
   name,

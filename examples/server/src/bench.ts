@@ -306,6 +306,8 @@ const main = Effect.gen(function*() {
       cpus: NodeOs.cpus().length,
       memory_gib: Math.round(NodeOs.totalmem() / 2 ** 30),
       node: process.version,
+      // The server runs in this process: the Node flags it ran with.
+      node_flags: process.execArgv,
       // The machine may be shared: the figures are only as quiet as it was.
       load_average_1m_at_start: loadAtStart,
       load_average_1m_at_end: NodeOs.loadavg()[0]
