@@ -28,8 +28,8 @@
  *   disk's rate.
  *
  * Environment: `BENCH_DISPATCH_RUNS` (default 30), `BENCH_LINES` (200000), `BENCH_UPLOAD_MIB`
- * (256), `BENCH_UPLOAD_RUNS` (3), `BENCH_ONLY` (a comma-separated subset of `dispatch,ingest,upload`), `BENCH_SETTLE_MS`
- * (the pause between parts, default 2000), `BENCH_AGENT_PROF` (a directory: agents then run
+ * (256), `BENCH_UPLOAD_RUNS` (3), `BENCH_ONLY` (a comma-separated subset of
+ * `dispatch,ingest,upload`), `BENCH_SETTLE_MS` (the pause between parts, default 2000), `BENCH_AGENT_PROF` (a directory: agents then run
  * under `node --cpu-prof` (sampling every 50 µs, through the code-cached launcher) and leave their
  * profiles there).
  *
@@ -73,13 +73,12 @@ const submitJob = (c: Client.Client, script: string, rules: ReadonlyArray<string
   })
 
 /**
- * The disk's own rate, just before an upload: `size` bytes written to a new file in `dir` in
- * 8 MiB writes, then `fdatasync`, as the server stores an upload; in ms. The file is removed.
+ * The disk's own rate, just before an upload: `size` bytes of `block` written to a new file in
+ * `dir`, then `fdatasync`, as the server stores an upload; in ms. The file is removed.
  */
-const diskWriteMs = (dir: string, size: number) =>
+const diskWriteMs = (dir: string, size: number, block: Buffer) =>
   Effect.promise(async () => {
     const file = NodePath.join(dir, `disk-probe-${process.pid}`)
-    const block = Buffer.alloc(8 * 1024 * 1024)
     const t0 = Date.now()
     const fh = await NodeFs.promises.open(file, "wx")
     try {
@@ -237,9 +236,11 @@ const main = Effect.gen(function*() {
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20)
     const runs: Array<number> = []
     const disk: Array<number> = []
+    const mbPerS = (ms: number) => Math.round((size / 1e6) / (ms / 1000))
+    yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(sampler)))
     for (let i = 0; i < UPLOAD_RUNS; i++) {
       if (i > 0) yield* settle
-      disk.push(yield* diskWriteMs(NodePath.join(dir, "data"), size))
+      disk.push(yield* diskWriteMs(NodePath.join(dir, "data"), size, zeros))
       const { id } = yield* submitJob(c, `mkdir -p out && head -c ${size} /dev/zero > out/big.bin`, ["/out/big.bin"])
       const job = yield* finish(c, id, 100)
       const events = yield* c.allEvents(id)
@@ -261,10 +262,10 @@ const main = Effect.gen(function*() {
       bytes: size,
       runs: runs.length,
       upload_ms: ms,
-      mb_per_s: Math.round((size / 1e6) / (ms / 1000)),
+      mb_per_s: mbPerS(ms),
       mib_per_s: Math.round(UPLOAD_MIB / (ms / 1000)),
-      runs_mb_per_s: runs.map((r) => Math.round((size / 1e6) / (r / 1000))),
-      disk_write_mb_per_s: disk.map((r) => Math.round((size / 1e6) / (r / 1000))),
+      runs_mb_per_s: runs.map(mbPerS),
+      disk_write_mb_per_s: disk.map(mbPerS),
       sha256_checked: true,
       server_rss_before_mib: Math.round(before / 2 ** 20),
       server_rss_peak_mib: Math.round(peak / 2 ** 20)

@@ -159,13 +159,14 @@ export const defaultBmatCommand = (): ReadonlyArray<string> | undefined => {
  * 4. Ask for work (`GET /ext/0/worker/ping?wait_ms=0`); if there is none yet, rehearse a job
  *    (`rehearse`: its code warmed, nothing sent), then wait for work with the long-poll
  *    `GET /ext/0/worker/ping`, which the server answers the moment it assigns a job. Factory
- *    metadata in the answer is applied once: root's authorized keys and password hash; a pre-job diagnostic script is run first (a fault fails the worker);
- *    a post-job one is announced (`POST /0/worker/diagnostics/enable`). The metadata and the
- *    factory info of the latest pings are what tasks see through `bmat address list` and
- *    `bmat factory`.
+ *    metadata in the answer is applied once: root's authorized keys and password hash; a
+ *    pre-job diagnostic script is run first (a fault fails the worker); a post-job one is
+ *    announced (`POST /0/worker/diagnostics/enable`). The metadata and the factory info of the
+ *    latest pings are what tasks see through `bmat address list` and `bmat factory`.
  * 5. Adopt the job (`job.json`, made exclusively before anything runs from an empty file
- *    created while the agent waited, fsync'd once the first task has started) and run it: inputs, each task as `/bin/bash <script>` in its own process
- *    group until one fails, every output line sent as numbered batches that the server stores exactly once, the files
+ *    created while the agent waited, fsync'd once the first task has started) and run it:
+ *    inputs, each task as `/bin/bash <script>` in its own process group until one fails, every
+ *    output line sent as numbered batches that the server stores exactly once, the files
  *    matching the output rules uploaded and checked (size, SHA-256), then
  *    `POST /0/worker/job/{job}/complete {failed}`. Meanwhile a long-poll with the job's id waits
  *    for power-off (the job cancelled, `max_runtime` exceeded): the task's process group is then
@@ -271,17 +272,9 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
 
     // The restart guard and the first task's script, made ahead (`Spare`): creating a file is the
     // slow part of writing one. Removed here if no job took them.
-    const spareJobFile = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        fs.rmSync(State.pendingJobFile(config.stateDir), { force: true }) // a crash's leftover
-        return Spare.make(State.pendingJobFile(config.stateDir))
-      }),
-      (f) => Effect.sync(() => f?.release())
-    )
-    const spareScript = yield* Effect.acquireRelease(
-      Effect.sync(() => Spare.make(path.join(os.tmpdir(), `${randomAlphanumeric(16)}.sh`))),
-      (f) => Effect.sync(() => f?.release())
-    )
+    fs.rmSync(State.pendingJobFile(config.stateDir), { force: true }) // a crash's leftover
+    const spareJobFile = yield* Spare.scoped(State.pendingJobFile(config.stateDir))
+    const spareScript = yield* Spare.scoped(path.join(os.tmpdir(), `${randomAlphanumeric(16)}.sh`))
 
     const identity = config.home !== undefined ? { ...currentIdentity(), home: config.home } : undefined
     let job: Workers.WorkerPingJob | undefined
@@ -321,13 +314,9 @@ export const run = (config: Config): Effect.Effect<void, AgentError, HttpClient.
 
     // Said once the first task has started (or before the job completes, if none does): a log
     // line is CPU that the first task need not wait for.
-    let announced = false
-    const running = `running job ${jobId.right} (${JSON.stringify(job.name)}), ${job.tasks.length} tasks`
-    const announce = Effect.suspend(() => {
-      if (announced) return Effect.void
-      announced = true
-      return Effect.logInfo(running)
-    })
+    const announce = yield* Effect.once(
+      Effect.logInfo(`running job ${jobId.right} (${JSON.stringify(job.name)}), ${job.tasks.length} tasks`)
+    )
     // While the job runs, a long-poll with its id waits for power-off (the job cancelled, the
     // worker recycled): the job is then interrupted, which kills its process groups.
     const watch = Effect.gen(function*() {

@@ -6,6 +6,8 @@
  *
  * @internal
  */
+import { Effect } from "effect"
+import type { Scope } from "effect"
 import * as fs from "node:fs"
 
 /** An empty file, created exclusively with mode 0600, open for writing until taken. */
@@ -40,3 +42,7 @@ export const make = (path: string): SpareFile | undefined => {
     }
   }
 }
+
+/** `make`, released (closed and removed unless taken) when the scope closes. */
+export const scoped = (path: string): Effect.Effect<SpareFile | undefined, never, Scope.Scope> =>
+  Effect.acquireRelease(Effect.sync(() => make(path)), (f) => Effect.sync(() => f?.release()))

@@ -192,9 +192,9 @@ const uploadOnce = (
     // Whole-part buffers are reused once their part is answered (retries included): a fresh
     // 8 MiB buffer per part costs page faults and the kernel zeroing its pages, which took
     // about 8% off the upload rate here.
-    const spare: Array<Buffer> = []
+    const freeParts: Array<Buffer> = []
     const readPart = (at: number) =>
-      readAt(fh, at, Math.min(PART_SIZE, size - at), spare.pop()).pipe(
+      readAt(fh, at, Math.min(PART_SIZE, size - at), freeParts.pop()).pipe(
         Effect.tap((part) =>
           Effect.sync(() => {
             if (at === hashed) {
@@ -218,7 +218,7 @@ const uploadOnce = (
       }
       const oldest = inFlight.shift()!
       const answer = yield* Fiber.join(oldest.fiber)
-      if (oldest.part.length === PART_SIZE) spare.push(oldest.part)
+      if (oldest.part.length === PART_SIZE) freeParts.push(oldest.part)
       if (answer.offset === oldest.end) {
         offset = oldest.end
         continue

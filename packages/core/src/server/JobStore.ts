@@ -67,6 +67,22 @@ export interface FreeWorker {
   readonly factory_private: string | null
 }
 
+/** A row of `job_output_rule` (its flags as 0/1). */
+interface RuleRow {
+  readonly rule: string
+  readonly ignore: number
+  readonly size_change_ok: number
+  readonly require_match: number
+}
+
+/** An output rule as stored, with its flags as booleans. */
+const ruleOf = (r: RuleRow): OutputRules.OutputRule => ({
+  rule: r.rule,
+  ignore: r.ignore === 1,
+  size_change_ok: r.size_change_ok === 1,
+  require_match: r.require_match === 1
+})
+
 /** What a paged listing scans: the owner (or everyone), the order, a tag filter. */
 interface ListScan {
   readonly owner: string | undefined
@@ -179,16 +195,9 @@ const make = Effect.gen(function*() {
   const setTimes = (job: string, times: ReadonlyArray<readonly [string, string]>) =>
     sql`INSERT OR IGNORE INTO job_time ${sql.insert(times.map(([name, time]) => ({ job, name, time })))}`
 
-  /**
-   * Queued jobs (ready, not yet assigned, not cancelled, not complete), oldest first: of one
-   * target if `targetId` is given, at most `limit`.
-   */
-  const queued = (options: { readonly targetId?: string; readonly limit: number }) =>
-    sql<{ id: string; target_id: string }>`
-      SELECT id, target_id FROM job
-      WHERE ${isQueued}
-        ${options.targetId === undefined ? sql`` : sql`AND target_id = ${options.targetId}`}
-      ORDER BY id LIMIT ${options.limit}`
+  /** Queued jobs (ready, not yet assigned, not cancelled, not complete), oldest first, at most `limit`. */
+  const queued = (limit: number) =>
+    sql<{ id: string; target_id: string }>`SELECT id, target_id FROM job WHERE ${isQueued} ORDER BY id LIMIT ${limit}`
 
   /** What makes a row of `job` queued (unqualified: it applies to the innermost `job`). */
   const isQueued = sql`complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0`
@@ -215,7 +224,7 @@ const make = Effect.gen(function*() {
   /**
    * Assigns a queued job to a free worker, inside the caller's transaction: the job's worker, its
    * `assigned` time and a control event saying where it went and how long it queued. The caller
-   * signals the worker (`workerKey`) and the job once the transaction commits.
+   * calls `announceAssigned` once the transaction commits.
    */
   const assign = (job: string, w: FreeWorker) =>
     Effect.gen(function*() {
@@ -224,6 +233,13 @@ const make = Effect.gen(function*() {
       yield* setTime(job, "assigned", t)
       yield* control(job, assignedMessage(job, w, t))
     })
+
+  /**
+   * Wakes what waits on a committed assignment: the worker's long-poll (`GET /ext/0/worker/ping`,
+   * dispatch in milliseconds) and the job's watchers.
+   */
+  const announceAssigned = (job: string, worker: string) =>
+    Effect.zipRight(hub.notify(workerKey(worker)), hub.notify(job))
 
   /** The control event of an assignment at `time`, as buildomat words it. */
   const assignedMessage = (job: string, w: FreeWorker, time: string) =>
@@ -349,8 +365,7 @@ const make = Effect.gen(function*() {
         })
       ).pipe(Effect.orDie)
       if (assigned !== undefined) {
-        yield* hub.notify(workerKey(assigned))
-        yield* hub.notify(id)
+        yield* announceAssigned(id, assigned)
         yield* signals.provisioner.wake
         // The worker's long-poll answers before this response is encoded and written.
         yield* Effect.yieldNow()
@@ -377,17 +392,7 @@ const make = Effect.gen(function*() {
 
   /** A job's output rules, in order, with their flags as booleans. */
   const ruleRows = (job: string) =>
-    sql<{ rule: string; ignore: number; size_change_ok: number; require_match: number }>`
-      SELECT * FROM job_output_rule WHERE job = ${job} ORDER BY seq`.pipe(
-      Effect.map((rows) =>
-        rows.map((r): OutputRules.OutputRule => ({
-          rule: r.rule,
-          ignore: r.ignore === 1,
-          size_change_ok: r.size_change_ok === 1,
-          require_match: r.require_match === 1
-        }))
-      )
-    )
+    sql<RuleRow>`SELECT * FROM job_output_rule WHERE job = ${job} ORDER BY seq`.pipe(Effect.map((rows) => rows.map(ruleOf)))
 
   /** The job view (`GET /0/job/{job}`). */
   const view = (j: JobRow) =>
@@ -743,12 +748,7 @@ const make = Effect.gen(function*() {
         Effect.map(([r]): WorkerPingJob => ({
           id: j.id,
           name: j.name,
-          output_rules: (JSON.parse(r!.rules) as Array<Record<string, unknown>>).map((x) => ({
-            rule: x["rule"] as string,
-            ignore: x["ignore"] === 1,
-            size_change_ok: x["size_change_ok"] === 1,
-            require_match: x["require_match"] === 1
-          })),
+          output_rules: (JSON.parse(r!.rules) as Array<RuleRow>).map(ruleOf),
           tasks: (JSON.parse(r!.tasks) as Array<Record<string, unknown>>).map((t) => ({
             id: t["id"] as number,
             name: t["name"] as string,
@@ -806,6 +806,7 @@ const make = Effect.gen(function*() {
     queued,
     freeWorkers,
     assign,
+    announceAssigned,
     listActive,
     listCompleted
   } as const

@@ -53,7 +53,7 @@ export const assignOnce = Effect.gen(function*() {
 
   const assigned = yield* sql.withTransaction(
     Effect.gen(function*() {
-      const queued = yield* jobs.queued({ limit: 10000 })
+      const queued = yield* jobs.queued(10000)
       if (queued.length === 0) return []
       const free = yield* jobs.freeWorkers()
       const byTarget = new Map<string, Array<(typeof free)[number]>>()
@@ -72,11 +72,7 @@ export const assignOnce = Effect.gen(function*() {
       return done
     })
   )
-  for (const a of assigned) {
-    // Wake the agent's long-poll (GET /ext/0/worker/ping) at once: dispatch in milliseconds.
-    yield* hub.notify(workerKey(a.worker))
-    yield* hub.notify(a.job)
-  }
+  for (const a of assigned) yield* jobs.announceAssigned(a.job, a.worker)
   if (assigned.length > 0 || cancelled.length > 0 || orphaned.length > 0 || woke > 0) yield* signals.provisioner.wake
   return assigned.length
 }).pipe(Effect.orDie, Effect.withSpan("Scheduler.assignOnce"))
