@@ -29,13 +29,15 @@
  *
  * Environment: `BENCH_DISPATCH_RUNS` (default 30), `BENCH_LINES` (200000), `BENCH_UPLOAD_MIB`
  * (256), `BENCH_UPLOAD_RUNS` (3), `BENCH_ONLY` (a comma-separated subset of
- * `dispatch,ingest,upload`), `BENCH_SETTLE_MS` (the pause between parts, default 2000), `BENCH_AGENT_PROF` (a directory: agents then run
- * under `node --cpu-prof` (sampling every 50 µs, through the code-cached launcher) and leave their
+ * `dispatch,ingest,upload`), `BENCH_SETTLE_MS` (the pause between parts, default 2000),
+ * `BENCH_HEAP_GROWING_PERCENT` (the servers' `heapGrowingPercent`, default theirs; 0 leaves V8's
+ * dynamic factor, for comparison), `BENCH_AGENT_PROF` (a directory: agents then run under
+ * `node --cpu-prof` (sampling every 50 µs, through the code-cached launcher) and leave their
  * profiles there).
  *
  * @since 0.1.0
  */
-import { Testing } from "@buildomat/core/server"
+import { HeapGrowth, Testing } from "@buildomat/core/server"
 import type { Client, Jobs } from "@buildomat/core"
 import { LocalProvider } from "@buildomat/provider-local"
 import { NodeRuntime } from "@effect/platform-node"
@@ -54,6 +56,7 @@ const UPLOAD_MIB = Number(process.env["BENCH_UPLOAD_MIB"] ?? 256)
 const UPLOAD_RUNS = Number(process.env["BENCH_UPLOAD_RUNS"] ?? 3)
 /** `BENCH_ONLY=dispatch,ingest,upload` runs only those parts. */
 const ONLY = new Set((process.env["BENCH_ONLY"] ?? "dispatch,ingest,upload").split(","))
+const HEAP_GROWING_PERCENT = Number(process.env["BENCH_HEAP_GROWING_PERCENT"] ?? HeapGrowth.DEFAULT_PERCENT)
 
 const percentile = (xs: ReadonlyArray<number>, p: number) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -174,7 +177,7 @@ const main = Effect.gen(function*() {
   const dir = yield* Testing.tempDirectory("buildomat-bench-")
   const scratch = NodePath.join(dir, "workers")
   const url = yield* Testing.serve(
-    { dataDir: NodePath.join(dir, "data"), adminToken: ADMIN },
+    { dataDir: NodePath.join(dir, "data"), adminToken: ADMIN, heapGrowingPercent: HEAP_GROWING_PERCENT },
     LocalProvider.layer({ scratchRoot: scratch, limit: 2, ...(process.env["BENCH_AGENT_PROF"] ? { agentCommand: [process.execPath, "--cpu-prof", "--cpu-prof-interval=50", `--cpu-prof-dir=${process.env["BENCH_AGENT_PROF"]}`, NodePath.join(repo, "packages/agent/bundle/buildomat-agent-cached.cjs")] } : {}) })
   )
   const { c } = yield* Testing.userClient(url, ADMIN, "bench")
@@ -208,7 +211,7 @@ const main = Effect.gen(function*() {
   const hosted = !ONLY.has("dispatch") ? undefined : yield* Effect.scoped(Effect.gen(function*() {
     const hostScratch = NodePath.join(dir, "hosted-workers")
     const hostUrl = yield* Testing.serve(
-      { dataDir: NodePath.join(dir, "hosted-data"), adminToken: ADMIN },
+      { dataDir: NodePath.join(dir, "hosted-data"), adminToken: ADMIN, heapGrowingPercent: HEAP_GROWING_PERCENT },
       LocalProvider.layer({ scratchRoot: hostScratch, limit: 2, agentHost: true })
     )
     const hc = (yield* Testing.userClient(hostUrl, ADMIN, "bench")).c
@@ -309,6 +312,8 @@ const main = Effect.gen(function*() {
       node: process.version,
       // The server runs in this process: the Node flags it ran with.
       node_flags: process.execArgv,
+      // V8's heap growing factor the servers set (`ServerOptions.heapGrowingPercent`; 0: V8's own).
+      server_heap_growing_percent: HeapGrowth.setByCommandLine() ? "set by node_flags" : HEAP_GROWING_PERCENT,
       // The machine may be shared: the figures are only as quiet as it was.
       load_average_1m_at_start: loadAtStart,
       load_average_1m_at_end: NodeOs.loadavg()[0]

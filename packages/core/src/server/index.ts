@@ -20,6 +20,8 @@ export * as EventHub from "./EventHub.js"
 /** @since 0.1.0 */
 export * as FactoryStore from "./FactoryStore.js"
 /** @since 0.1.0 */
+export * as HeapGrowth from "./HeapGrowth.js"
+/** @since 0.1.0 */
 export * as Http from "./Http.js"
 /** @since 0.1.0 */
 export * as Inputs from "./Inputs.js"
