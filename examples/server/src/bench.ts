@@ -23,9 +23,8 @@
  *   SHA-256 checked), the median run and every run, the SHA-256 recorded compared with the
  *   expected one, and the server process's peak RSS during the uploads against its RSS before.
  *   Before each run, the disk's own rate: as many bytes written to a new file in the data
- *   directory and `fdatasync`'d (`disk_write_mb_per_s`). On this machine both swing between
- *   about 220 and 520 MB/s, sometimes within seconds; side by side, the upload runs at about the
- *   disk's rate.
+ *   directory and `fdatasync`'d (`disk_write_mb_per_s`). On this machine the disk has swung
+ *   between about 220 MB/s and 1.9 GB/s from one session to the next, sometimes within seconds.
  *
  * Environment: `BENCH_DISPATCH_RUNS` (default 30), `BENCH_LINES` (200000), `BENCH_UPLOAD_MIB`
  * (256), `BENCH_UPLOAD_RUNS` (3), `BENCH_ONLY` (a comma-separated subset of

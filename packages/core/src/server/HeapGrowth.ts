@@ -6,11 +6,11 @@
  * collection frees them. During an upload at hundreds of MB/s, V8's dynamic growing factor
  * (chosen at each full collection from how fast the program allocates) falls to about 1.3, and
  * the next full collection is then due after a few MB. Measured in `npm run bench` on a server
- * with 67 MB live after 30 dispatched jobs: a full collection every 90 ms through a 256 MiB
- * upload, and 260–305 MB/s instead of 400–430 MB/s. A fixed factor of 2 (V8's
- * `--heap-growing-percent=100`) lets V8 free those buffers with cheap young-generation
- * collections instead, and bounds the heap at twice its live size (V8's own factor goes up
- * to 4 when the program is idle).
+ * with 67 MB live after 30 dispatched jobs: a full collection every 90 ms through the first
+ * 256 MiB upload, which ran at 230–305 MB/s; with a fixed factor of 2 (V8's
+ * `--heap-growing-percent=100`), 370–430 MB/s, the buffers being freed by young-generation
+ * collections instead. The heap may then grow to twice its live size between full collections
+ * (V8's own factor goes up to 4 when the program is idle).
  *
  * @since 0.1.0
  */
