@@ -16,7 +16,7 @@
  */
 import { Testing } from "@buildomat/core/server"
 import { LocalProvider } from "@buildomat/provider-local"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Logger, LogLevel } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"

@@ -39,7 +39,7 @@
 import { HeapGrowth, Testing } from "@buildomat/core/server"
 import type { Client, Jobs } from "@buildomat/core"
 import { LocalProvider } from "@buildomat/provider-local"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
 import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs"

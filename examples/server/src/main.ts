@@ -7,7 +7,7 @@
 import { Config } from "@buildomat/core/server"
 import { LocalProvider } from "@buildomat/provider-local"
 import { GitHubApp } from "@buildomat/github"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import * as NodeFs from "node:fs"
 import { parseArgs } from "node:util"

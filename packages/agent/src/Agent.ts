@@ -6,8 +6,8 @@
  * @since 0.1.0
  */
 import { Client, Ids, Workers } from "@buildomat/core"
-import type { HttpClient } from "@effect/platform"
-import { HttpClientRequest } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Data, Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"

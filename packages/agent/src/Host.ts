@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import type { HttpClient } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { Cause, Effect, Exit, Fiber, FiberRef, FiberSet, HashSet, Logger, Schema } from "effect"
 import * as fs from "node:fs"
 import * as readline from "node:readline"

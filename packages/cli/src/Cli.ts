@@ -44,8 +44,9 @@
  */
 import { CliConfig, Command } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
-import type { HttpClient } from "@effect/platform"
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Layer } from "effect"
 import { a, admin } from "./commands/admin.js"
 import { control } from "./commands/control.js"

@@ -4,8 +4,11 @@
  *
  * @since 0.1.0
  */
-import { HttpApiClient, HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
-import type { HttpClientError } from "@effect/platform"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as Sse from "@effect/experimental/Sse"
 import { Effect, FiberRef, Option, Schema, Stream } from "effect"
 import { BuildomatApi } from "./Api.js"

@@ -34,7 +34,7 @@
  *
  * @since 0.1.0
  */
-import type { HttpClient } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { Data, Effect, Option, Ref, Schema } from "effect"
 import * as Client from "./Client.js"
 import { FactoryMetadata } from "./Factories.js"

@@ -15,7 +15,8 @@
  */
 import type { Client } from "@buildomat/core"
 import { Jobs } from "@buildomat/core"
-import { HttpClientRequest, HttpClientResponse } from "@effect/platform"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Context, Data, Effect, Either, Layer, Option } from "effect"
 import * as NodePath from "node:path"
 import type { ControlPrivate as ControlPrivateT, Rendered } from "./CheckRuns.js"

@@ -22,7 +22,8 @@
  * @since 0.1.0
  */
 import type { Client } from "@buildomat/core"
-import { HttpClientRequest, HttpClientResponse } from "@effect/platform"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Data, Effect, Option } from "effect"
 import * as Crypto from "node:crypto"
 import { AppConfig } from "./Config.js"

@@ -16,7 +16,7 @@
  * @since 0.1.0
  */
 import { Client } from "@buildomat/core"
-import { HttpClient } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
 import { Context, Data, Effect, Layer, Option } from "effect"
 import { AppConfig } from "./Config.js"
 import { Store } from "./Store.js"

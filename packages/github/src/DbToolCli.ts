@@ -21,7 +21,7 @@
  */
 import { Args, CliConfig, Command, Options } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import Table from "cli-table3"
 import { Cause, Config, Console, Data, Effect, Layer, Option } from "effect"
 import * as NodeFs from "node:fs"

@@ -19,7 +19,11 @@
  * @since 0.1.0
  */
 import { Ids, Jobs } from "@buildomat/core"
-import { HttpClient, HttpClientRequest, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Option, Schedule, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { BasicPrivate, ControlPrivate, formatSize, readPrivate } from "./CheckRuns.js"

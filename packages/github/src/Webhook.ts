@@ -16,7 +16,10 @@
  *
  * @since 0.1.0
  */
-import { FileSystem, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { verify } from "@octokit/webhooks-methods"
 import { Effect, Option } from "effect"
 import { AppConfig } from "./Config.js"

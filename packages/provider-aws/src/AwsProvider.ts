@@ -25,15 +25,7 @@
  *
  * @since 0.1.0
  */
-import {
-  DescribeInstancesCommand,
-  type DescribeInstancesCommandInput,
-  EC2Client,
-  type Instance,
-  RunInstancesCommand,
-  type RunInstancesCommandInput,
-  TerminateInstancesCommand
-} from "@aws-sdk/client-ec2"
+import type { DescribeInstancesCommandInput, Instance, RunInstancesCommandInput } from "@aws-sdk/client-ec2"
 import { WorkerProvider } from "@buildomat/core"
 import { Effect, Layer, Schema } from "effect"
 import type { Scope } from "effect"
@@ -324,9 +316,12 @@ export const make = (
       maxDelayMs: 20_000
     }
 
+    // Loaded here, not with the module: a server that imports this provider without configuring
+    // it does not pay for the EC2 SDK at start.
+    const ec2 = yield* Effect.promise(() => import("@aws-sdk/client-ec2"))
     const client = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        new EC2Client({
+        new ec2.EC2Client({
           region: config.region,
           ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
           ...(config.profile !== undefined ? { profile: config.profile } : {}),
@@ -353,14 +348,14 @@ export const make = (
       return l !== undefined && Date.now() - l.at < launchGraceMs
     }
     const describe = (input: DescribeInstancesCommandInput) =>
-      call("DescribeInstances", (abortSignal) => client.send(new DescribeInstancesCommand(input), { abortSignal }), policy)
+      call("DescribeInstances", (abortSignal) => client.send(new ec2.DescribeInstancesCommand(input), { abortSignal }), policy)
     const ec2Message = (e: Ec2Error) => `${e.code}: ${e.message}`
 
     const terminate = (instanceId: string) =>
       call(
         "TerminateInstances",
         (abortSignal) =>
-          client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId], Force: true, SkipOsShutdown: true }), {
+          client.send(new ec2.TerminateInstancesCommand({ InstanceIds: [instanceId], Force: true, SkipOsShutdown: true }), {
             abortSignal
           }),
         policy
@@ -409,7 +404,7 @@ export const make = (
           }
           const result = yield* call(
             "RunInstances",
-            (abortSignal) => client.send(new RunInstancesCommand(input), { abortSignal }),
+            (abortSignal) => client.send(new ec2.RunInstancesCommand(input), { abortSignal }),
             policy
           ).pipe(Effect.either)
           if (result._tag === "Left") {

@@ -23,7 +23,7 @@
  * @internal
  */
 import type { Client, Ids, Workers } from "@buildomat/core"
-import type { HttpClient } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"

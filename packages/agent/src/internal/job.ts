@@ -7,8 +7,8 @@
  * @internal
  */
 import { type Client, type Ids, Workers } from "@buildomat/core"
-import { HttpClientRequest } from "@effect/platform"
-import type { HttpClient } from "@effect/platform"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"

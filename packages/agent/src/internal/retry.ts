@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import { HttpClientError } from "@effect/platform"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import { Cause, Duration, Effect, Predicate, Schedule } from "effect"
 import { StatusError } from "./wire.js"
 

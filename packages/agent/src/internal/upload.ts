@@ -14,8 +14,8 @@
  */
 import { Ids } from "@buildomat/core"
 import type { Client } from "@buildomat/core"
-import { HttpClientRequest } from "@effect/platform"
-import type { HttpClient } from "@effect/platform"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Crypto from "node:crypto"
 import * as fs from "node:fs/promises"
 import { Data, Effect, Fiber } from "effect"

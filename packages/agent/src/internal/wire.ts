@@ -4,7 +4,9 @@
  *
  * @internal
  */
-import type { HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Data, Effect } from "effect"
 
 /** The server answered with a status outside 2xx; `tag` is the error's `_tag` if it sent one. */

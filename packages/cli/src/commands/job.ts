@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Args, Command, Options } from "@effect/cli"
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Ids, OutputRules } from "@buildomat/core"
 import type { Jobs } from "@buildomat/core"
 import { Console, Effect, Either, Option } from "effect"

@@ -1,4 +1,4 @@
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import type { Client, Ids } from "@buildomat/core"
 import cliProgress from "cli-progress"
 import { Effect, Option, Stream } from "effect"

@@ -1,5 +1,5 @@
 import { ValidationError } from "@effect/cli"
-import { HttpClientError } from "@effect/platform"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import { Cause, Data, Effect, Option, ParseResult } from "effect"
 
 /** A failure with a message for the user; printed as `ERROR: <message>`, exit status 1. */

@@ -1,5 +1,6 @@
 import { Command, Options } from "@effect/cli"
-import { FileSystem, HttpClient } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpClient from "@effect/platform/HttpClient"
 import { Client, Ids } from "@buildomat/core"
 import { Effect, Option, Schema } from "effect"
 import * as Profile from "../Profile.js"

@@ -1,4 +1,4 @@
-import { HttpClientError } from "@effect/platform"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import type { Client, Ids, Jobs } from "@buildomat/core"
 import { Cause, Console, Context, Duration, Effect, Option, Stream } from "effect"
 import { describe, ExitStatus } from "./errors.js"

@@ -13,8 +13,10 @@
  *
  * @since 0.1.0
  */
-import { HttpApiBuilder, HttpServer } from "@effect/platform"
-import { NodeContext, NodeHttpServer } from "@effect/platform-node"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, FiberRef, Layer } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Context, Effect, Layer, Option, Queue, Scope } from "effect"
 import * as Crypto from "node:crypto"
 import * as NodeFs from "node:fs"

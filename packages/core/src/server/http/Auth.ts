@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { HttpServerRequest } from "@effect/platform"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { AdminAuth, CurrentAdmin, FactoryAuth, UserAuth, WorkerAuth } from "../../Api.js"
 import { BadRequest, Unauthorized } from "../../Errors.js"

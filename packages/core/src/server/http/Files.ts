@@ -5,8 +5,8 @@
  *
  * @since 0.1.0
  */
-import { HttpServerResponse } from "@effect/platform"
-import type { HttpServerRequest } from "@effect/platform"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type { ObjectStore } from "../ObjectStore.js"
 import { parseRange } from "./Ranges.js"
 

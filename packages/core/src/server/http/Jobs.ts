@@ -3,7 +3,8 @@
  *
  * @since 0.1.0
  */
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Chunk, Deferred, Effect, Option, Stream } from "effect"
 import { BuildomatApi, CurrentUser } from "../../Api.js"
 import { ServerConfig } from "../Config.js"

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect } from "effect"
 import { BuildomatApi, CurrentWorker } from "../../Api.js"
 import { WorkerStore } from "../WorkerStore.js"

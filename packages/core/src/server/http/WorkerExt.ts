@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect } from "effect"
 import { BuildomatApi, CurrentWorker, MAX_REQUEST_BODY } from "../../Api.js"
 import { PayloadTooLarge } from "../../Errors.js"
