@@ -60,7 +60,7 @@ describe("HeapGrowth", () => {
       const after = yield* roomAfterFullGc
       // With 100%, the next full collection comes after about the live size (plus the young
       // generation); V8's own factor in a process allocating this way is about 4.
-      assert.isBelow(set.room, set.live * 1.5, JSON.stringify({ own, set, after }))
+      assert.isBelow(set.room, set.live * 1.7, JSON.stringify({ own, set, after }))
       assert.isAbove(own.room, set.room * 1.5, JSON.stringify({ own, set, after }))
       assert.isAbove(after.room, set.room * 1.5, JSON.stringify({ own, set, after }))
       assert.strictEqual(ballast.length, 80)
