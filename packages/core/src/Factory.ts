@@ -35,7 +35,7 @@
  * @since 0.1.0
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
-import { Data, Effect, Option, Ref, Schema } from "effect"
+import { Data, Effect, Ref, Schema } from "effect"
 import * as Client from "./Client.js"
 import { FactoryMetadata } from "./Factories.js"
 import type { FactoryReport, FactoryStatus, FactoryWorker } from "./Factories.js"
@@ -160,16 +160,27 @@ const policyOf = (provider: WorkerProvider, name: string) => {
   return { limit, warm: Math.max(0, Math.min(limit, p?.warm ?? 0)) }
 }
 
-const decodeMetadata = Schema.decodeUnknownOption(FactoryMetadata)
+const decodeMetadata = Schema.decodeUnknown(FactoryMetadata)
 
 /**
- * The metadata to associate a machine with: the provider's, if it is valid `FactoryMetadata`.
+ * The metadata to associate a machine with: the provider's, if it is valid `FactoryMetadata`
+ * (buildomat's, `v: "1"`). Metadata that is not is left out, with a warning in the log that names
+ * the instance and says what is wrong (the machine is still associated: it can run jobs, without
+ * the diagnostics or keys the metadata would have given it).
  *
  * @since 0.1.0
  * @category utils
  */
-export const instanceMetadata = (instance: WorkerInstance): FactoryMetadata | undefined =>
-  instance.metadata === undefined ? undefined : Option.getOrUndefined(decodeMetadata(instance.metadata))
+export const instanceMetadata = (instance: WorkerInstance): Effect.Effect<FactoryMetadata | undefined> =>
+  instance.metadata === undefined
+    ? Effect.succeed(undefined)
+    : decodeMetadata(instance.metadata).pipe(
+      Effect.catchAll((e) =>
+        Effect.logWarning(
+          `the provider's metadata for instance ${instance.instanceId} is not buildomat factory metadata, and is left out: ${e.message}`
+        ).pipe(Effect.as(undefined))
+      )
+    )
 
 /**
  * Makes the reconcile loop of `provider` against `backend` (see the module documentation for
@@ -417,17 +428,16 @@ export const remoteBackend = (api: Client.ApiClient): FactoryBackend => ({
   renew: (job) => api.factory.leaseRenew({ path: { job: job as Ids.JobId } }).pipe(wrap(`POST /0/factory/lease/${job}`)),
   createWorker: (target) =>
     api.factory.workerCreate({ payload: { target: target as Ids.TargetId } }).pipe(wrap("POST /0/factory/worker")),
-  associate: (worker, instance) => {
-    const metadata = instanceMetadata(instance)
-    return api.factory.workerAssociate({
-      path: { worker: worker as Ids.WorkerId },
-      payload: {
-        private: instance.instanceId,
-        ...(instance.ip !== undefined ? { ip: instance.ip } : {}),
-        ...(metadata !== undefined ? { metadata } : {})
-      }
-    }).pipe(wrap(`PATCH /0/factory/worker/${worker}`))
-  },
+  associate: (worker, instance) =>
+    Effect.flatMap(instanceMetadata(instance), (metadata) =>
+      api.factory.workerAssociate({
+        path: { worker: worker as Ids.WorkerId },
+        payload: {
+          private: instance.instanceId,
+          ...(instance.ip !== undefined ? { ip: instance.ip } : {}),
+          ...(metadata !== undefined ? { metadata } : {})
+        }
+      }).pipe(wrap(`PATCH /0/factory/worker/${worker}`))),
   append: (worker, stream, payload) =>
     api.factory.workerAppend({
       path: { worker: worker as Ids.WorkerId },

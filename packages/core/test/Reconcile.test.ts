@@ -13,7 +13,7 @@ import { Factory, WorkerProvider } from "@buildomat/core"
 import type { Client } from "@buildomat/core"
 import { Testing } from "@buildomat/core/server"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FiberRef, Layer, LogLevel, Option, Queue } from "effect"
+import { Effect, FiberRef, HashSet, Layer, Logger, LogLevel, Option, Queue } from "effect"
 import { ADMIN, client, eventually, job, tempDir, userClient } from "./harness.js"
 import { bootAgentFor } from "./live.js"
 
@@ -33,6 +33,8 @@ const scripted = (options: {
   readonly limit?: number | undefined
   readonly policies?: Record<string, WorkerProvider.TargetPolicy> | undefined
   readonly bootTimeoutMs?: number | undefined
+  /** What `create` returns as the machine's metadata (`WorkerInstance.metadata`). */
+  readonly metadata?: unknown
 }): Effect.Effect<Scripted> =>
   Effect.gen(function*() {
     const requests = yield* Queue.unbounded<WorkerProvider.CreateWorkerRequest>()
@@ -50,7 +52,12 @@ const scripted = (options: {
           live.set(`m-${req.worker}`, req.worker)
           peak.value = Math.max(peak.value, live.size)
           yield* Queue.offer(requests, req)
-          return { instanceId: `m-${req.worker}`, worker: req.worker, ip: "10.0.0.1" }
+          return {
+            instanceId: `m-${req.worker}`,
+            worker: req.worker,
+            ip: "10.0.0.1",
+            ...(options.metadata !== undefined ? { metadata: options.metadata } : {})
+          }
         }),
       destroy: (id) => Effect.sync(() => void (live.delete(id) && destroyed.push(id))),
       list: Effect.sync(() => [...live].map(([instanceId, worker]) => ({ instanceId, worker })))
@@ -100,6 +107,33 @@ const whyOf = (c: Client.Client, id: string) => c.api.jobs.why({ path: { job: id
 
 /** Plays the agent of a machine: bootstraps with the request's secret; its client. */
 const boot = (url: string, req: WorkerProvider.CreateWorkerRequest) => Effect.map(bootAgentFor(url, req), (a) => a.c)
+
+describe("factory metadata (in-process)", () => {
+  it.scopedLive("metadata that is not buildomat's is left out with a warning that says why; the machine still works", () =>
+    Effect.gen(function*() {
+      const warnings: Array<string> = []
+      const capture = Logger.make(({ logLevel, message }) => {
+        if (logLevel._tag === "Warning") warnings.push(Array.isArray(message) ? message.join(" ") : String(message))
+      })
+      yield* Effect.locallyScopedWith(FiberRef.currentLoggers, HashSet.add(capture))
+      const s = yield* scripted({ metadata: { v: "2", root_authorized_keys: "ssh-ed25519 AAAA test" } })
+      const url = yield* Testing.serve(
+        { dataDir: yield* tempDir(), adminToken: ADMIN },
+        Layer.succeed(WorkerProvider.WorkerProviders, [s.provider])
+      )
+      const { c } = yield* userClient(url, "alice")
+      const { id } = yield* c.api.jobs.submit({ payload: job("one") })
+      const req = yield* take(s)
+      const agent = yield* boot(url, req)
+      const ping = yield* agent.api.worker.ping()
+      assert.strictEqual(ping.job?.id, id, "the machine runs jobs")
+      assert.isTrue(ping.factory_metadata == null, "nothing of the metadata is passed on")
+      const warning = warnings.find((w) => w.includes(`m-${req.worker}`))
+      assert.isDefined(warning, JSON.stringify(warnings))
+      assert.include(warning!, "is not buildomat factory metadata, and is left out")
+      assert.include(warning!, `"1"`, "the message says what v should be")
+    }))
+})
 
 describe("warm pools and limits (in-process)", () => {
   it.scopedLive("the pool is bootstrapped before any job; a job starts on one; the pool refills; never more than the limit", () =>

@@ -64,14 +64,13 @@ export const inProcessBackend = (factory: string) =>
     lease: (targets) => factories.grant(factory, targets).pipe(wrap("lease")),
     renew: (job) => factories.renew(factory, job),
     createWorker: (target) => factories.createWorker(factory, { target }).pipe(wrap("create worker")),
-    associate: (worker, instance) => {
-      const metadata = Factory.instanceMetadata(instance)
-      return factories.associate(factory, worker, {
-        private: instance.instanceId,
-        ip: instance.ip,
-        ...(metadata !== undefined ? { metadata } : {})
-      }).pipe(wrap(`associate worker ${worker}`))
-    },
+    associate: (worker, instance) =>
+      Effect.flatMap(Factory.instanceMetadata(instance), (metadata) =>
+        factories.associate(factory, worker, {
+          private: instance.instanceId,
+          ip: instance.ip,
+          ...(metadata !== undefined ? { metadata } : {})
+        }).pipe(wrap(`associate worker ${worker}`))),
     append: (worker, stream, payload) =>
       factories.append(factory, worker, { stream, time: new Date().toISOString(), payload }).pipe(
         Effect.asVoid,
