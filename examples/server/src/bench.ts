@@ -259,7 +259,7 @@ const main = Effect.gen(function*() {
       runs.push(t2 - t1)
     }
     clearInterval(sampler)
-    const ms = [...runs].sort((a, b) => a - b)[Math.floor(runs.length / 2)]!
+    const ms = percentile(runs, 50)
     return {
       bytes: size,
       runs: runs.length,

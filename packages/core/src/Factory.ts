@@ -38,7 +38,7 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import { Data, Effect, Ref, Schema } from "effect"
 import * as Client from "./Client.js"
 import { FactoryMetadata } from "./Factories.js"
-import type { FactoryReport, FactoryStatus, FactoryWorker } from "./Factories.js"
+import type { FactoryReport, FactoryStatus, FactoryWorker, FactoryWorkerAssociate } from "./Factories.js"
 import * as Ids from "./Ids.js"
 import type { WorkerInstance, WorkerProvider } from "./WorkerProvider.js"
 
@@ -163,24 +163,33 @@ const policyOf = (provider: WorkerProvider, name: string) => {
 const decodeMetadata = Schema.decodeUnknown(FactoryMetadata)
 
 /**
- * The metadata to associate a machine with: the provider's, if it is valid `FactoryMetadata`
- * (buildomat's, `v: "1"`). Metadata that is not is left out, with a warning in the log that names
- * the instance and says what is wrong (the machine is still associated: it can run jobs, without
- * the diagnostics or keys the metadata would have given it).
+ * What a machine is associated with (`PATCH /0/factory/worker/{worker}`, buildomat's
+ * `FactoryWorkerAssociate`): its instance id as `private`, its address, and the provider's
+ * metadata if it is valid `FactoryMetadata` (buildomat's, `v: "1"`). Metadata that is not is left
+ * out, with a warning in the log that names the instance and says what is wrong (the machine is
+ * still associated: it can run jobs, without the diagnostics or keys the metadata would have
+ * given it).
  *
  * @since 0.1.0
  * @category utils
  */
-export const instanceMetadata = (instance: WorkerInstance): Effect.Effect<FactoryMetadata | undefined> =>
-  instance.metadata === undefined
-    ? Effect.succeed(undefined)
-    : decodeMetadata(instance.metadata).pipe(
-      Effect.catchAll((e) =>
-        Effect.logWarning(
-          `the provider's metadata for instance ${instance.instanceId} is not buildomat factory metadata, and is left out: ${e.message}`
-        ).pipe(Effect.as(undefined))
-      )
-    )
+export const association = (instance: WorkerInstance): Effect.Effect<typeof FactoryWorkerAssociate.Type> =>
+  Effect.map(
+    instance.metadata === undefined
+      ? Effect.succeed(undefined)
+      : decodeMetadata(instance.metadata).pipe(
+        Effect.catchAll((e) =>
+          Effect.logWarning(
+            `the provider's metadata for instance ${instance.instanceId} is not buildomat factory metadata, and is left out: ${e.message}`
+          ).pipe(Effect.as(undefined))
+        )
+      ),
+    (metadata) => ({
+      private: instance.instanceId,
+      ...(instance.ip !== undefined ? { ip: instance.ip } : {}),
+      ...(metadata !== undefined ? { metadata } : {})
+    })
+  )
 
 /**
  * Makes the reconcile loop of `provider` against `backend` (see the module documentation for
@@ -429,15 +438,10 @@ export const remoteBackend = (api: Client.ApiClient): FactoryBackend => ({
   createWorker: (target) =>
     api.factory.workerCreate({ payload: { target: target as Ids.TargetId } }).pipe(wrap("POST /0/factory/worker")),
   associate: (worker, instance) =>
-    Effect.flatMap(instanceMetadata(instance), (metadata) =>
-      api.factory.workerAssociate({
-        path: { worker: worker as Ids.WorkerId },
-        payload: {
-          private: instance.instanceId,
-          ...(instance.ip !== undefined ? { ip: instance.ip } : {}),
-          ...(metadata !== undefined ? { metadata } : {})
-        }
-      }).pipe(wrap(`PATCH /0/factory/worker/${worker}`))),
+    Effect.flatMap(association(instance), (payload) =>
+      api.factory.workerAssociate({ path: { worker: worker as Ids.WorkerId }, payload }).pipe(
+        wrap(`PATCH /0/factory/worker/${worker}`)
+      )),
   append: (worker, stream, payload) =>
     api.factory.workerAppend({
       path: { worker: worker as Ids.WorkerId },

@@ -195,12 +195,12 @@ const make = Effect.gen(function*() {
   const setTimes = (job: string, times: ReadonlyArray<readonly [string, string]>) =>
     sql`INSERT OR IGNORE INTO job_time ${sql.insert(times.map(([name, time]) => ({ job, name, time })))}`
 
+  /** What makes a row of `job` queued (unqualified: it applies to the innermost `job`). */
+  const isQueued = sql`complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0`
+
   /** Queued jobs (ready, not yet assigned, not cancelled, not complete), oldest first, at most `limit`. */
   const queued = (limit: number) =>
     sql<{ id: string; target_id: string }>`SELECT id, target_id FROM job WHERE ${isQueued} ORDER BY id LIMIT ${limit}`
-
-  /** What makes a row of `job` queued (unqualified: it applies to the innermost `job`). */
-  const isQueued = sql`complete = 0 AND waiting = 0 AND worker IS NULL AND cancelled = 0`
 
   /**
    * Workers free to take a job: bootstrapped, not deleted, recycled or held, and without a job

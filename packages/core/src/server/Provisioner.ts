@@ -65,12 +65,8 @@ export const inProcessBackend = (factory: string) =>
     renew: (job) => factories.renew(factory, job),
     createWorker: (target) => factories.createWorker(factory, { target }).pipe(wrap("create worker")),
     associate: (worker, instance) =>
-      Effect.flatMap(Factory.instanceMetadata(instance), (metadata) =>
-        factories.associate(factory, worker, {
-          private: instance.instanceId,
-          ip: instance.ip,
-          ...(metadata !== undefined ? { metadata } : {})
-        }).pipe(wrap(`associate worker ${worker}`))),
+      Effect.flatMap(Factory.association(instance), (body) =>
+        factories.associate(factory, worker, body).pipe(wrap(`associate worker ${worker}`))),
     append: (worker, stream, payload) =>
       factories.append(factory, worker, { stream, time: new Date().toISOString(), payload }).pipe(
         Effect.asVoid,
